@@ -1,0 +1,1 @@
+"""The weekly job: APScheduler runs advise -> report -> deliver, with a persistent job store and a ledger."""

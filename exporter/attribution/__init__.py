@@ -1,0 +1,1 @@
+"""Name the workload behind each pid: Kubernetes pod owner, container, Slurm job, systemd unit or user/command."""

@@ -1,0 +1,236 @@
+"""The GPU and MIG catalogue: GPU models, their MIG GPU-instance profiles and the placement rules.
+
+The data lives in ``gpus.yaml`` beside this file, taken from NVIDIA's MIG user guide and real ``nvidia-smi mig
+-lgip/-lgipp`` transcripts (see the sources at the top of that file). The simulator builds its GPUs from it and the
+advisor sizes and packs MIG instances with it; neither hard-codes a profile.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+import yaml
+
+from slicewise.errors import BadInput
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class MigProfile:
+    """One GPU-instance profile of one GPU model, e.g. ``3g.40gb`` on an A100 80GB."""
+
+    key: str  # geometry key: 1g, 1g+me, 1g-2mem, 2g, 2g+me, 3g, 4g, 7g
+    name: str  # what nvidia-smi, mig-parted and the device plugin call it
+    nvml_enum: int  # NVML_GPU_INSTANCE_PROFILE_* passed to nvmlDeviceGetGpuInstanceProfileInfo
+    smi_id: int  # nvmlGpuInstanceProfileInfo_t.id, the id `nvidia-smi mig -cgi` takes
+    compute_slices: int
+    memory_slices: int
+    max_count: int  # at most this many instances of the profile on one GPU
+    starts: tuple[int, ...]  # valid placement starts, in memory slices
+    size: int  # placement size, in memory slices
+    memory_mib: int
+    sm_count: int
+    copy_engines: int
+    decoders: int
+    jpeg: int
+    ofa: int
+
+    @property
+    def memory_bytes(self) -> int:
+        return self.memory_mib * MIB
+
+    @property
+    def media_extensions(self) -> bool:
+        """A ``+me`` profile: it holds the GPU's only JPEG/OFA engines, so at most one per GPU."""
+        return self.key.endswith("+me")
+
+
+@dataclass(frozen=True)
+class GpuModel:
+    """A GPU model as NVML names it, with what MIG can make of it."""
+
+    key: str  # catalogue key, e.g. H100-80GB
+    nvml_names: tuple[str, ...]  # nvmlDeviceGetName values; the first is the one the simulator reports
+    pci_device_id: str
+    architecture: str  # ampere | hopper
+    memory_total_mib: int
+    sm_count: int
+    compute_slices: int
+    memory_slices: int
+    profiles: tuple[MigProfile, ...]
+    sources: tuple[str, ...]
+    status: str
+
+    @property
+    def name(self) -> str:
+        return self.nvml_names[0]
+
+    @property
+    def memory_total_bytes(self) -> int:
+        return self.memory_total_mib * MIB
+
+    @property
+    def has_gpm(self) -> bool:
+        """GPU Performance Monitoring (per-MIG SM activity) exists on Hopper and newer only."""
+        return self.architecture not in ("ampere",)
+
+    def profile(self, name_or_key: str) -> MigProfile:
+        for p in self.profiles:
+            if name_or_key in (p.name, p.key):
+                return p
+        known = ", ".join(p.name for p in self.profiles)
+        raise BadInput(f"{self.name} has no MIG profile {name_or_key!r} (it has {known})")
+
+    def profile_by_enum(self, nvml_enum: int) -> MigProfile | None:
+        return next((p for p in self.profiles if p.nvml_enum == nvml_enum), None)
+
+    def profile_by_smi_id(self, smi_id: int) -> MigProfile | None:
+        return next((p for p in self.profiles if p.smi_id == smi_id), None)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A GPU instance placed on a GPU: the profile and its start memory slice."""
+
+    profile: MigProfile
+    start: int
+
+    @property
+    def slices(self) -> range:
+        return range(self.start, self.start + self.profile.size)
+
+
+@cache
+def models() -> tuple[GpuModel, ...]:
+    """Every GPU model in the catalogue, in the order of ``gpus.yaml``."""
+    raw = yaml.safe_load(resources.files(__package__).joinpath("gpus.yaml").read_text(encoding="utf-8"))
+    out = []
+    for m in raw["models"]:
+        geo = raw["geometries"][m["geometry"]]
+        profiles = []
+        for p in m["profiles"]:
+            g = geo["profiles"][p["key"]]
+            decoders, jpeg, ofa = p["media"]
+            profiles.append(
+                MigProfile(
+                    key=p["key"],
+                    name=p["name"],
+                    nvml_enum=g["nvml_enum"],
+                    smi_id=g["smi_id"],
+                    compute_slices=g["compute"],
+                    memory_slices=g["memory"],
+                    max_count=g["max"],
+                    starts=tuple(g["starts"]),
+                    size=g["size"],
+                    memory_mib=p["memory_mib"],
+                    sm_count=p["sms"],
+                    copy_engines=p["ce"],
+                    decoders=decoders,
+                    jpeg=jpeg,
+                    ofa=ofa,
+                )
+            )
+        out.append(
+            GpuModel(
+                key=m["key"],
+                nvml_names=tuple(m["nvml_names"]),
+                pci_device_id=m["pci_device_id"],
+                architecture=m["architecture"],
+                memory_total_mib=m["memory_total_mib"],
+                sm_count=m["sm_count"],
+                compute_slices=geo["compute_slices"],
+                memory_slices=geo["memory_slices"],
+                profiles=tuple(profiles),
+                sources=tuple(m["sources"]),
+                status=m["status"],
+            )
+        )
+    return tuple(out)
+
+
+def model(key_or_nvml_name: str) -> GpuModel:
+    """The catalogue model for a key (``H100-80GB``) or an NVML product name (``NVIDIA H100 80GB HBM3``)."""
+    found = find_model(key_or_nvml_name)
+    if found is None:
+        known = ", ".join(m.key for m in models())
+        raise BadInput(f"unknown GPU model {key_or_nvml_name!r} (the catalogue knows {known})")
+    return found
+
+
+def find_model(key_or_nvml_name: str) -> GpuModel | None:
+    """Like :func:`model`, but ``None`` for a GPU the catalogue does not know (it may still run, without MIG advice)."""
+    for m in models():
+        if key_or_nvml_name == m.key or key_or_nvml_name in m.nvml_names:
+            return m
+    return None
+
+
+def check_geometry(gpu: GpuModel, placements: Iterable[Placement]) -> None:
+    """Raise :class:`BadInput` unless the GPU instances can coexist on one GPU, as the driver would.
+
+    The rules: each start is one the profile allows, no two instances share a memory slice, no profile exceeds its
+    per-GPU maximum, the compute slices add up to at most the GPU's, and at most one ``+me`` instance.
+    """
+    placed = list(placements)
+    used: dict[int, Placement] = {}
+    for pl in placed:
+        if pl.profile not in gpu.profiles:
+            raise BadInput(f"{pl.profile.name} is not a MIG profile of {gpu.name}")
+        if pl.start not in pl.profile.starts:
+            raise BadInput(
+                f"{pl.profile.name} cannot start at memory slice {pl.start} on {gpu.name} "
+                f"(valid starts: {list(pl.profile.starts)})"
+            )
+        for s in pl.slices:
+            if s in used:
+                other = used[s]
+                raise BadInput(
+                    f"{pl.profile.name}@{pl.start} overlaps {other.profile.name}@{other.start} "
+                    f"at memory slice {s} on {gpu.name}"
+                )
+            used[s] = pl
+    counts = Counter(pl.profile for pl in placed)
+    for prof, n in counts.items():
+        if n > prof.max_count:
+            raise BadInput(f"{n} x {prof.name} on one {gpu.name}: at most {prof.max_count}")
+    compute = sum(pl.profile.compute_slices for pl in placed)
+    if compute > gpu.compute_slices:
+        raise BadInput(f"MIG geometry uses {compute} compute slices on {gpu.name}: it has {gpu.compute_slices}")
+    if sum(1 for pl in placed if pl.profile.media_extensions) > 1:
+        raise BadInput(f"more than one +me MIG profile on one {gpu.name}: the GPU has one set of media engines")
+
+
+def place(gpu: GpuModel, profile_names: Iterable[str]) -> tuple[Placement, ...]:
+    """Place GPU instances of the named profiles at valid starts, largest first, as ``nvidia-smi mig -cgi`` would.
+
+    Raises :class:`BadInput` when they cannot all fit on one GPU.
+    """
+    wanted = sorted((gpu.profile(n) for n in profile_names), key=lambda p: (-p.size, -p.compute_slices, p.name))
+    placed: list[Placement] = []
+    if not _place_from(gpu, wanted, placed):
+        names = ", ".join(p.name for p in wanted)
+        raise BadInput(f"MIG instances [{names}] do not fit on one {gpu.name}")
+    return tuple(sorted(placed, key=lambda pl: pl.start))
+
+
+def _place_from(gpu: GpuModel, wanted: list[MigProfile], placed: list[Placement]) -> bool:
+    """Backtracking over valid starts; at most 7 instances, so this is instant."""
+    if not wanted:
+        return True
+    prof, rest = wanted[0], wanted[1:]
+    for start in prof.starts:
+        candidate = Placement(prof, start)
+        try:
+            check_geometry(gpu, [*placed, candidate])
+        except BadInput:
+            continue
+        placed.append(candidate)
+        if _place_from(gpu, rest, placed):
+            return True
+        placed.pop()
+    return False
