@@ -33,8 +33,8 @@ def require_binary(name: str) -> str:
 def shared_file(relative: str) -> Path:
     """A file under ../shared (reference tables, real data); CI clones the project with shared/ beside it."""
     path = SHARED / relative
-    if not path.exists():
-        missing(str(path), "the project's shared/ folder must sit beside the checkout (or set SLICEWISE_SHARED)")
+    if not path.exists():  # not a component to install: CI always has it beside the clone, a bare clone may not
+        pytest.skip(f"{path} is missing: shared/ sits beside the checkout (or set SLICEWISE_SHARED)")
     return path
 
 
