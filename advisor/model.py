@@ -76,6 +76,7 @@ class WorkloadFeatures:
     mig_profile: str  # the MIG profile it ran on most of the time, "" if none
     memory_quantiles: dict[float, int] = field(default_factory=dict)  # QUANTILE_LEVELS -> bytes
     compute_quantiles: dict[float, float] | None = None  # QUANTILE_LEVELS -> GPU fraction
+    devices: int = 1  # most devices (replicas) it ran on at once: the plan places this many
 
     @property
     def key(self) -> WorkloadKey:
@@ -131,6 +132,8 @@ class Risk:
     memory_exceed_share: float  # share of past samples above the memory limit
     compute_exceed_share: float | None  # share of past samples above the compute limit (None: compute unknown)
     summary: str  # one plain sentence, with the numbers
+    # time-slicing: the chance that a burst finds another tenant busy too (None where it does not apply)
+    contention_share: float | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,8 @@ class Decision:
     headroom: float  # the margin added over the measured envelope, e.g. 0.15
     reasons: tuple[str, ...]  # plain sentences with their numbers
     risk: Risk
+    # MPS: the trust domain (a namespace, or a class) whose workloads, and only those, may share an MPS server
+    sharing_group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -193,6 +198,11 @@ class PlannedGpu:
     mps_active_thread_percentage: int | None
     memory_committed_bytes: int
     compute_committed_gpu_fraction: float
+    sharing_group: str | None = None  # MPS: the trust domain whose workloads share this GPU's MPS server
+    # where it goes: the plan's node slot for this model (nodes of the size the history shows, each holding GPUs of
+    # one sharing setup, so one node label applies) and the GPU's index on that node
+    node_slot: int | None = None
+    device_index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -202,6 +212,7 @@ class ModelPlan:
     gpus_needed: int
     gpus_lower_bound: int  # proven: no packing can use fewer
     method: str  # e.g. "integer program (optimal)" or "first-fit decreasing (within 1 GPU of the bound)"
+    gpus_per_node: int | None = None  # node size the plan lays GPUs out on (most GPUs of this model on one node)
 
 
 @dataclass(frozen=True)
