@@ -1,0 +1,124 @@
+"""The schedule pointed at a real Prometheus behind TLS and basic auth (its own web config), as in production:
+the advisor reads the last two days from it, and the report goes out by email and Slack."""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import bcrypt
+import httpx
+import pytest
+
+from advisor.history import read_history
+from advisor.schedule.config import load_config
+from advisor.schedule.cycle import run_cycle
+from tests.advisor.deliver.servers import Certificates
+from tests.advisor.history.openmetrics import write_openmetrics
+from tests.advisor.schedule.conftest import Site
+from tests.advisor.schedule.history import STEP, STEPS, write_fleet
+from tests.support import free_port, require_binary
+
+PROM_USER, PROM_PASSWORD = "slicewise", "prom-Secret-7"
+
+
+@contextmanager
+def secured_prometheus(openmetrics: Path, workdir: Path, certs: Certificates) -> Iterator[str]:
+    """Prometheus serving a backfilled TSDB over HTTPS with basic auth; yields its https:// URL."""
+    promtool, prometheus = require_binary("promtool"), require_binary("prometheus")
+    data = workdir / "tsdb"
+    subprocess.run(
+        [promtool, "tsdb", "create-blocks-from", "openmetrics", str(openmetrics), str(data)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    cert, key = workdir / "server.pem", workdir / "server.key"
+    certs.server.cert_chain_pems[0].write_to_path(str(cert))
+    certs.server.private_key_pem.write_to_path(str(key))
+    hashed = bcrypt.hashpw(PROM_PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    web = workdir / "web.yml"
+    web.write_text(
+        f"tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\nbasic_auth_users:\n  {PROM_USER}: '{hashed}'\n"
+    )
+    config = workdir / "prometheus.yml"
+    config.write_text("global:\n  scrape_interval: 1m\n")
+    port = free_port()
+    url = f"https://127.0.0.1:{port}"
+    log = (workdir / "prometheus.log").open("w")
+    server = subprocess.Popen(
+        [
+            prometheus,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={data}",
+            "--storage.tsdb.retention.time=100y",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--web.config.file={web}",
+            "--log.level=warn",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                ready = httpx.get(
+                    f"{url}/-/ready",
+                    auth=(PROM_USER, PROM_PASSWORD),
+                    verify=ssl.create_default_context(cafile=certs.ca_file),
+                    timeout=2,
+                )
+                if ready.status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"Prometheus did not start: {(workdir / 'prometheus.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+@pytest.mark.slow
+@pytest.mark.needs_binary
+def test_the_schedule_reads_a_secured_prometheus_and_delivers(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    # two days of the fleet, ending a few minutes ago, as the exporter would have given Prometheus
+    end = int(time.time()) // STEP * STEP - 10 * 60
+    history = write_fleet(site.tmp / "recent.csv", t0=end - STEP * STEPS)
+    openmetrics = write_openmetrics(read_history(history), site.tmp / "fleet.om")
+    monkeypatch.setenv("SLICEWISE_TEST_PROM_PASSWORD", PROM_PASSWORD)
+    with secured_prometheus(openmetrics, site.tmp, site.certs) as url:
+        source = {
+            "prometheus": {
+                "url": url,
+                "username": PROM_USER,
+                "password_env": "SLICEWISE_TEST_PROM_PASSWORD",
+                "ca_file": str(site.certs.ca_file),
+            }
+        }
+        config = load_config(site.write(source=source, window="3d"))
+        result = run_cycle(config)
+        # a wrong password is a clear failure, not a report about nothing
+        monkeypatch.setenv("SLICEWISE_TEST_PROM_PASSWORD", "wrong")
+        with pytest.raises(Exception, match="401"):
+            run_cycle(config, period="2000-01-03T0800+0100")
+    assert result.delivery.complete
+    rec = (result.out_dir / "recommendation.json").read_text()
+    assert f'"source": "{url}"' in rec
+    [mail] = site.smtp.received
+    text = mail.message.get_body(preferencelist=("plain",)).get_content()
+    assert f"from {url}" in text
+    assert "train/llm-ft" in text and "research/nb-alice" in text
+    assert len(site.slack.state.webhook_posts) == 1 and len(site.slack.state.shared) == 2
