@@ -1,14 +1,21 @@
-"""``slicewise advise``: read history (a file or Prometheus), recommend, write the report."""
+"""``slicewise advise``: read history (a file or Prometheus), recommend, write the report.
+
+Exit codes: 0 success; 1 the job failed (Prometheus unreachable, the report could not be written); 2 bad usage or
+bad input (a missing or corrupt history file, a bad flag). Nothing in --out changes unless the whole run succeeds.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from slicewise.cli_support import Duration
-from slicewise.errors import NotImplementedYet
+
+if TYPE_CHECKING:
+    from advisor.model import Recommendation
 
 
 @click.command()
@@ -46,4 +53,34 @@ def advise(
     """Recommend MIG, MPS, time-slicing or a whole GPU per workload class, with a fleet plan and configs."""
     if (prometheus_url is None) == (history is None):
         raise click.UsageError("give exactly one of --prometheus URL or --history FILE")
-    raise NotImplementedYet("slicewise advise")
+    if prometheus_url is not None and not prometheus_url.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{prometheus_url!r} is not an http:// or https:// URL", param_hint="--prometheus")
+
+    from advisor.output import read_previous, write_out
+    from advisor.pipeline import recommend
+
+    source: str | Path
+    if prometheus_url is not None:
+        source = prometheus_url
+    else:
+        assert history is not None
+        source = history
+    rec = recommend(source, window, seed)
+    previous = read_previous(out) if out is not None else None
+    if out is not None:
+        write_out(rec, out, previous)
+    click.echo(_render(rec, output_format, previous), nl=False)
+    if out is not None:
+        click.echo(f"slicewise: wrote the report, configs and advisor.prom to {out}", err=True)
+
+
+def _render(rec: Recommendation, output_format: str, previous: Recommendation | None) -> str:
+    if output_format == "json":
+        return rec.to_json() + "\n"
+    from advisor import report
+
+    if output_format == "html":
+        return report.render_html(rec, previous).document
+    if output_format == "markdown":
+        return report.render_markdown(rec, previous)
+    return report.render_text(rec, previous)

@@ -9,6 +9,8 @@ Prometheus scraping them (see :mod:`slicewise.live`).
 from __future__ import annotations
 
 import time
+from collections import Counter
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +20,7 @@ import click
 from slicewise.progress import progress
 
 if TYPE_CHECKING:
-    from advisor.model import Recommendation
+    from advisor.model import Decision, Recommendation
 
 HISTORY_FILE = "history/fleet.parquet"
 
@@ -71,7 +73,7 @@ def run_demo(out: Path, *, scenario: str = "mixed", days: float = 14, seed: int 
 
 def summary(rec: Recommendation, out: Path, elapsed: float) -> str:
     """What a newcomer wants from the terminal: the headline, the classes and where the files are."""
-    from advisor.report.formatting import decision_title, short_model
+    from advisor.report.formatting import short_model
 
     plan = rec.plan
     days = (rec.window.end - rec.window.start).total_seconds() / 86400
@@ -86,9 +88,10 @@ def summary(rec: Recommendation, out: Path, elapsed: float) -> str:
         "Classes and their decisions:",
     ]
     for cls in rec.classes:
-        decided = sorted({f"{decision_title(d)} on {short_model(d.gpu_model)}" for d in cls.decisions})
+        # what the members take: a class is sized for its largest member, each member then on its own
+        members = [w.decision for w in rec.workloads if w.class_id == cls.id]
         lines.append(f"  {cls.id:<4} {len(cls.members):>3} workloads  {cls.label}")
-        lines.append(f"       -> {'; '.join(decided)}")
+        lines.append("       -> " + _taken(members))
     outliers = sum(1 for w in rec.workloads if w.outlier)
     if outliers:
         lines.append(f"  and {outliers} outlier(s), each decided on its own")
@@ -100,3 +103,20 @@ def summary(rec: Recommendation, out: Path, elapsed: float) -> str:
         f"History: {out / HISTORY_FILE} (try: slicewise advise --history {out / HISTORY_FILE})",
     ]
     return "\n".join(lines) + "\n"
+
+
+_MODE_NAMES = {"mig": "MIG", "mps": "MPS", "timeslice": "time-slicing", "exclusive": "whole GPU"}
+
+
+def _taken(decisions: Sequence[Decision]) -> str:
+    """``MIG 24 (1g.5gb 14, 1g.10gb 7, ...), MPS 11, whole GPU 2``: modes by count, MIG's commonest profiles."""
+    modes = Counter(d.mode.value for d in decisions)
+    parts = []
+    for mode, n in modes.most_common():
+        text = f"{_MODE_NAMES[mode]} {n}"
+        if mode == "mig":
+            profiles = Counter(d.profile for d in decisions if d.mode.value == "mig" and d.profile).most_common()
+            shown = ", ".join(f"{p} {k}" for p, k in profiles[:3])
+            text += f" ({shown}{', ...' if len(profiles) > 3 else ''})"
+        parts.append(text)
+    return ", ".join(parts)

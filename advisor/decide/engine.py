@@ -1,0 +1,286 @@
+"""Decisions for every class (per GPU model its members ran on) and for every workload within its class.
+
+A class decision is sized for its largest member. Each member then gets its own decision in its class's mode: its
+own MIG profile (often smaller than the class's), or its class's time-slicing / MPS replicas (a per-node setting,
+so one per class and model). A member its class's mode cannot hold, a member of a class that needs whole GPUs
+(only its largest members may), and every outlier go through the rule chain on their own. MPS servers are shared
+only within a trust domain (``Decision.sharing_group``: the members' one namespace, else the class).
+No decision's memory limit is ever below the workload's own observed peak; a workload larger than its GPU, or on a
+GPU the catalogue does not know, is reported as unplaced, never dropped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from advisor.decide.choose import Choice, choose, mode_name
+from advisor.decide.demand import demand_of, gib
+from advisor.decide.fits import Fit, mig_fit
+from advisor.decide.risk import assess
+from advisor.decide.rules import DEFAULT_RULES, Rules
+from advisor.model import (
+    Classification,
+    ClassRecommendation,
+    Decision,
+    Mode,
+    Risk,
+    Unplaced,
+    WorkloadFeatures,
+    WorkloadKey,
+    WorkloadRecommendation,
+)
+from slicewise.catalogue import GpuModel, find_model
+from slicewise.errors import JobFailed
+
+
+@dataclass(frozen=True)
+class Decisions:
+    classes: tuple[ClassRecommendation, ...]
+    workloads: tuple[WorkloadRecommendation, ...]
+    unplaced: tuple[Unplaced, ...]
+    notes: tuple[str, ...]
+
+
+def _decision(
+    fit: Fit,
+    gpu: GpuModel,
+    gpu_model: str,
+    reasons: Iterable[str],
+    risk: Risk,
+    rules: Rules,
+    group: str | None = None,
+) -> Decision:
+    return Decision(
+        mode=fit.mode,
+        gpu_model=gpu_model,
+        profile=fit.profile.name if fit.profile is not None else None,
+        memory_limit_bytes=fit.memory_limit_bytes,
+        compute_limit_gpu_fraction=round(fit.compute_limit, 4),
+        replicas=fit.replicas,
+        mps_active_thread_percentage=fit.mps_active_thread_percentage,
+        headroom=rules.headroom,
+        reasons=tuple(reasons),
+        risk=risk,
+        sharing_group=group if fit.mode == Mode.MPS else None,
+    )
+
+
+def _from_choice(
+    choice: Choice,
+    gpu: GpuModel,
+    gpu_model: str,
+    members: Sequence[WorkloadFeatures],
+    rules: Rules,
+    group: str | None = None,
+) -> Decision:
+    risk = assess(choice.fit, members, rules)
+    return _decision(choice.fit, gpu, gpu_model, choice.reasons, risk, rules, group)
+
+
+def _kept_as_is(f: WorkloadFeatures, reason: str) -> Decision:
+    """For a workload the advisor cannot plan: it keeps what it has; its limit is its own peak, never less."""
+    return Decision(
+        mode=Mode.EXCLUSIVE,
+        gpu_model=f.gpu_model,
+        profile=None,
+        memory_limit_bytes=f.memory_peak_bytes,
+        compute_limit_gpu_fraction=1.0,
+        replicas=None,
+        mps_active_thread_percentage=None,
+        headroom=0.0,
+        reasons=(reason, "It is left as it runs today and reported under the plan's unplaced workloads."),
+        risk=Risk(
+            level="medium",
+            memory_exceed_share=0.0,
+            compute_exceed_share=None,
+            summary="Not planned: nothing changes for it, and nothing was checked.",
+        ),
+    )
+
+
+def _unplaceable(f: WorkloadFeatures, gpu: GpuModel | None) -> str | None:
+    if gpu is None:
+        return (
+            f"The GPU model {f.gpu_model!r} is not in slicewise's catalogue, so no MIG or sharing setting can be "
+            "sized for it."
+        )
+    if f.memory_peak_bytes > gpu.memory_total_bytes:
+        return (
+            f"Its peak memory {gib(f.memory_peak_bytes)} is more than a whole {gpu.name} holds "
+            f"({gib(gpu.memory_total_bytes)}): it spans GPUs or the history is wrong, and no single GPU fits it."
+        )
+    return None
+
+
+def _member_decision(
+    f: WorkloadFeatures,
+    class_choice: Choice,
+    classmates: Sequence[WorkloadFeatures],
+    group: str,
+    gpu: GpuModel,
+    rules: Rules,
+) -> Decision:
+    own = demand_of([f], rules.headroom, rules.compute_headroom)
+    fit = class_choice.fit
+    mode = mode_name(fit.mode)
+    if fit.mode == Mode.MIG:
+        mine = mig_fit(own, gpu)
+        if isinstance(mine, Fit) and mine.profile is not None:
+            reasons = (
+                own.size_sentence,
+                f"Its class runs on MIG; on its own it needs {mine.profile.name} ({gib(mine.memory_limit_bytes)}, "
+                f"{mine.compute_limit:.2f} of the GPU's SMs).",
+                *class_choice.reasons[2:],
+            )
+            return _decision(mine, gpu, f.gpu_model, reasons, assess(mine, [f], rules), rules)
+    elif fit.mode in (Mode.TIMESLICE, Mode.MPS):
+        need_c = own.compute_need
+        if fit.memory_limit_bytes >= own.memory_need_bytes and (
+            fit.mode == Mode.TIMESLICE or (need_c is not None and fit.compute_limit >= need_c)
+        ):
+            reasons = (
+                own.size_sentence,
+                f"It takes its class's {mode} setting: {fit.replicas} replicas per GPU, "
+                f"{gib(fit.memory_limit_bytes)} each.",
+                *class_choice.reasons[1:],
+            )
+            return _decision(fit, gpu, f.gpu_model, reasons, assess(fit, [f], rules, classmates), rules, group)
+    alone = choose(own, gpu, rules)
+    if fit.mode == Mode.EXCLUSIVE:
+        # a class needs whole GPUs for its largest member; a smaller member that fits a shared mode on its own
+        # should not hold a whole GPU for that
+        lead = (
+            "Its class needs whole GPUs for its largest member; on its own it needs one too."
+            if alone.fit.mode == Mode.EXCLUSIVE
+            else "Its class needs whole GPUs for its largest member, but on its own it fits "
+            f"{mode_name(alone.fit.mode)}."
+        )
+    else:
+        lead = f"Its class's {mode} setting cannot hold it, so it is decided on its own."
+    return _from_choice(Choice(alone.fit, (lead, *alone.reasons)), gpu, f.gpu_model, [f], rules, _own_group(f))
+
+
+def _setting(d: Decision) -> str:
+    if d.mode == Mode.MIG:
+        return f"MIG {d.profile}"
+    if d.mode in (Mode.TIMESLICE, Mode.MPS):
+        return f"{mode_name(d.mode)} with {d.replicas} replicas"
+    return "a whole GPU"
+
+
+def _with_member_summary(class_decision: Decision, members: Sequence[Decision]) -> Decision:
+    """Say how the members' own decisions differ from the class's (smaller MIG slices, or members of a whole-GPU
+    class that fit a shared mode on their own), so a reader of the class sees what will actually be applied."""
+    own = Counter(_setting(d) for d in members)
+    if set(own) == {_setting(class_decision)}:
+        return class_decision
+    parts = ", ".join(f"{n} on {setting}" for setting, n in own.most_common())
+    sentence = f"Sized on their own, its {len(members)} members take: {parts}."
+    return replace(class_decision, reasons=(*class_decision.reasons, sentence))
+
+
+def _own_group(f: WorkloadFeatures) -> str:
+    """A workload decided on its own shares an MPS server only among its own replicas."""
+    return f.workload
+
+
+def decide(
+    classification: Classification, features: Sequence[WorkloadFeatures], rules: Rules = DEFAULT_RULES
+) -> Decisions:
+    """Decide per class and GPU model, then per workload. Returns :class:`Decisions`."""
+    by_key: dict[WorkloadKey, WorkloadFeatures] = {f.key: f for f in features}
+    classified: set[WorkloadKey] = set()
+    class_recs: list[ClassRecommendation] = []
+    workload_recs: list[WorkloadRecommendation] = []
+    unplaced: list[Unplaced] = []
+
+    def unplace(f: WorkloadFeatures, reason: str, class_id: str | None) -> None:
+        unplaced.append(Unplaced(workload=f.workload, gpu_model=f.gpu_model, reason=reason))
+        workload_recs.append(
+            WorkloadRecommendation(f.workload, class_id, f.gpu_model, f, class_id is None, _kept_as_is(f, reason))
+        )
+
+    for cls in classification.classes:
+        members = [by_key[k] for k in cls.members if k in by_key]
+        classified.update(f.key for f in members)
+        per_model: dict[str, list[WorkloadFeatures]] = defaultdict(list)
+        for f in members:
+            per_model[f.gpu_model].append(f)
+        decisions: list[Decision] = []
+        for gpu_model in sorted(per_model):
+            gpu = find_model(gpu_model)
+            placeable = []
+            for f in sorted(per_model[gpu_model], key=lambda f: f.workload):
+                reason = _unplaceable(f, gpu)
+                if reason is None:
+                    placeable.append(f)
+                else:
+                    unplace(f, reason, cls.id)
+            if gpu is None or not placeable:
+                continue
+            demand = demand_of(placeable, rules.headroom, rules.compute_headroom)
+            class_choice = choose(demand, gpu, rules)
+            group = demand.trust_domain or cls.id  # who may share its MPS servers: one namespace, else the class
+            class_decision = _from_choice(class_choice, gpu, gpu_model, placeable, rules, group)
+            member_decisions = [_member_decision(f, class_choice, placeable, group, gpu, rules) for f in placeable]
+            decisions.append(_with_member_summary(class_decision, member_decisions))
+            for f, d in zip(placeable, member_decisions, strict=True):
+                workload_recs.append(WorkloadRecommendation(f.workload, cls.id, gpu_model, f, False, d))
+        class_recs.append(
+            ClassRecommendation(
+                id=cls.id,
+                label=cls.label,
+                members=tuple(sorted({f.workload for f in members})),
+                envelope=cls.envelope,
+                decisions=tuple(decisions),
+                gpu_models=tuple(sorted(per_model)),
+            )
+        )
+
+    # outliers, and anything the classification left out, are decided on their own
+    for f in sorted((f for f in features if f.key not in classified), key=lambda f: f.key):
+        gpu = find_model(f.gpu_model)
+        reason = _unplaceable(f, gpu)
+        if reason is not None or gpu is None:
+            unplace(f, reason or "", None)
+            continue
+        choice = choose(demand_of([f], rules.headroom, rules.compute_headroom), gpu, rules)
+        lead = "An outlier, unlike any class, so it is decided on its own."
+        workload_recs.append(
+            WorkloadRecommendation(
+                f.workload,
+                None,
+                f.gpu_model,
+                f,
+                True,
+                _from_choice(Choice(choice.fit, (lead, *choice.reasons)), gpu, f.gpu_model, [f], rules, _own_group(f)),
+            )
+        )
+
+    workload_recs.sort(key=lambda w: (w.workload, w.gpu_model))
+    _check_never_below_peak(workload_recs)
+    return Decisions(tuple(class_recs), tuple(workload_recs), tuple(unplaced), _notes(workload_recs, unplaced))
+
+
+def _check_never_below_peak(recs: Sequence[WorkloadRecommendation]) -> None:
+    for w in recs:
+        if w.decision.memory_limit_bytes < w.features.memory_peak_bytes:
+            raise JobFailed(
+                f"internal error: {w.workload} would get {w.decision.memory_limit_bytes} bytes, below its peak "
+                f"{w.features.memory_peak_bytes}; refusing to recommend it"
+            )
+
+
+def _notes(recs: Sequence[WorkloadRecommendation], unplaced: Sequence[Unplaced]) -> tuple[str, ...]:
+    notes = []
+    unknown = [w for w in recs if not w.features.compute_known and w.decision.mode == Mode.MIG]
+    if unknown:
+        notes.append(
+            f"Compute was not measured for {len(unknown)} workload(s) on A100/A30 MIG (no per-instance SM activity "
+            "without dcgm-exporter): their MIG profiles are sized by memory alone."
+        )
+    if unplaced:
+        notes.append(f"{len(unplaced)} workload(s) could not be planned; see the plan's unplaced list for why.")
+    return tuple(notes)

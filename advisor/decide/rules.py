@@ -1,0 +1,49 @@
+"""The thresholds behind every decision, in one place, each with the reason a platform engineer would accept.
+
+The figures cited come from ``shared/reference/sharing_tradeoffs.md`` (nebuly nos's YOLOS demo on an A100-80GB,
+robusta-dev/krr's simple strategy, the Kubernetes VPA recommender); docs/advisor-decisions.md explains them with a
+worked example.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Rules:
+    # Memory: the peak plus this margin, as krr's simple strategy (memory limit = max x 1.15) and the VPA
+    # recommender (+15 %) do; never a percentile, since an OOM kill is not a slowdown.
+    headroom: float = 0.15
+    # Compute: the p95, as krr's simple strategy sizes CPU (request = p95, no margin): samples above it run
+    # slower, they do not fail, and the share of them is reported as the decision's risk.
+    compute_headroom: float = 0.0
+
+    # "Mostly idle": busy (above 1 % of a GPU) in at most this share of samples, the threshold the class labels use.
+    # Time-slicing is only for such work (notebooks, dev): it has no memory isolation, and contexts take turns, so
+    # a busy co-tenant halves a burst's speed.
+    idle_duty_cycle: float = 0.3
+
+    # Time-slicing replicas are capped so that a burst shares the GPU with few others: the expected number of other
+    # tenants busy during a burst, (replicas - 1) x duty cycle, stays at or below this (a burst keeps >= 2/3 of its
+    # speed on average). nos measured time-sliced latency growing from 0.088 s (1 pod) to 0.685 s (7 pods).
+    timeslice_max_busy_cotenants: float = 0.5
+    timeslice_max_replicas: int = 8
+
+    # MPS clients share one server and have no fault isolation: one client's fatal error ends all of them. 16 keeps
+    # that blast radius small and is far below the 48 clients MPS allows per GPU on Volta and later.
+    mps_max_replicas: int = 16
+    # MPS is for fine-grained compute: only where MIG's 1/7 steps are too coarse, i.e. the smallest MIG slice that
+    # covers the workload gives at least this multiple of the compute it needs (or no slice short of a whole GPU
+    # does). Where MIG fits the compute well, its isolation wins even if MPS would pack a little more.
+    mps_min_mig_overshoot: float = 1.5
+
+    # Risk levels: compute exceedance (share of past samples that wanted more compute than the limit gives: they
+    # run slower, they do not fail) at or below `low` is low risk, above `high` is high risk.
+    compute_exceed_low: float = 0.01
+    compute_exceed_high: float = 0.05
+    contention_low: float = 0.2
+    contention_high: float = 0.5
+
+
+DEFAULT_RULES = Rules()

@@ -1,0 +1,217 @@
+"""The whole advisor in one call: source -> features -> classes -> decisions -> plan -> configs -> Recommendation.
+
+``recommend(source, window, seed)`` is what ``slicewise advise``, ``slicewise demo`` and the weekly schedule call.
+``source`` is a history file (Parquet/CSV) or a Prometheus base URL (``http://`` or ``https://``); ``window`` the
+length of history to use, counted back from the last sample (a file) or from now (Prometheus).
+``recommend_from_features`` starts from features, for tests and benchmarks that build them by hand.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from advisor.configs import build_configs
+from advisor.decide import DEFAULT_RULES, Rules, decide
+from advisor.model import (
+    RECOMMENDATION_VERSION,
+    Mode,
+    Recommendation,
+    Window,
+    WorkloadFeatures,
+    WorkloadRecommendation,
+)
+from advisor.plan import Presence, plan_fleet
+from advisor.plan.krr import krr_baseline
+from advisor.plan.today import today_from_history
+from slicewise.errors import BadInput
+
+if TYPE_CHECKING:
+    from advisor.history.prometheus import PrometheusClient
+
+DEFAULT_WINDOW = timedelta(days=14)
+
+
+@dataclass(frozen=True)
+class SourceData:
+    """What a source gives the advisor: features over a window, and the GPUs per model seen in it."""
+
+    description: str  # the file's path or the Prometheus URL
+    window: Window
+    features: list[WorkloadFeatures]
+    gpus_now: dict[str, int]  # NVML product name -> distinct GPUs (gpu_uuid) in the window
+    gpus_per_node: dict[str, int] = field(default_factory=dict)  # NVML product name -> most GPUs on one node
+    presence: Presence | None = None  # who ran at the same time (a history file); None: assume always
+    today: str | None = None  # where today's sharing is over-committed, in a sentence (a history file)
+
+
+def is_url(source: str | Path) -> bool:
+    return isinstance(source, str) and source.startswith(("http://", "https://"))
+
+
+def load_file(path: Path, window: timedelta | None) -> SourceData:
+    from advisor.features import compute_features, trailing_window
+    from advisor.history import read_history
+
+    history = read_history(path)
+    if history.empty:
+        raise BadInput(f"{path}: the history has no samples")
+    if window is None:  # the whole history
+        features = compute_features(history, None)
+        span = Window(start=history["timestamp"].min().to_pydatetime(), end=history["timestamp"].max().to_pydatetime())
+        rows = history
+    else:
+        span = trailing_window(history, window)
+        features = compute_features(history, span)
+        rows = history[(history["timestamp"] > span.start) & (history["timestamp"] <= span.end)]
+        # report the span the history covers, not more: 14 days asked of 23 hours of history is 23 hours
+        first = history["timestamp"].min().to_pydatetime()
+        span = Window(start=max(span.start, first), end=span.end)
+    gpus_now = {str(m): int(n) for m, n in rows.groupby("gpu_model", observed=True)["gpu_uuid"].nunique().items()}
+    per_node = rows.groupby(["gpu_model", "node"], observed=True)["gpu_uuid"].nunique().groupby(level=0).max()
+    presence = Presence.from_history(rows)
+    today = today_from_history(rows).sentence()
+    per_node_counts = {str(m): int(n) for m, n in per_node.items()}
+    return SourceData(str(path), span, features, gpus_now, per_node_counts, presence, today)
+
+
+# One series per GPU seen in the window, from slicewise's exporter and from dcgm-exporter (deduplicated by UUID).
+GPUS_SLICEWISE = "max by (model, gpu_uuid, node) (max_over_time(slicewise_gpu_info[{range}]))"
+GPUS_DCGM = "max by (modelName, UUID, Hostname) (max_over_time(DCGM_FI_DEV_FB_USED[{range}]))"
+
+
+def prometheus_gpus(client: PrometheusClient, span: Window) -> tuple[dict[str, int], dict[str, int]]:
+    """Distinct GPUs (UUIDs) per GPU model that either exporter reported in the window, and the most of them on
+    one node (where a node label is there)."""
+    from advisor.history.promql import duration
+
+    seen: dict[str, tuple[str, str]] = {}
+    queries = ((GPUS_SLICEWISE, "gpu_uuid", "model", "node"), (GPUS_DCGM, "UUID", "modelName", "Hostname"))
+    for expr, uuid, model, node in queries:
+        for sample in client.query(expr.format(range=duration(span.end - span.start)), span.end):
+            if sample.labels.get(uuid) and sample.labels.get(model):
+                seen.setdefault(sample.labels[uuid], (sample.labels[model], sample.labels.get(node, "")))
+    per_node = Counter((model, node) for model, node in seen.values() if node)
+    most: dict[str, int] = {}
+    for (model, _), n in per_node.items():
+        most[model] = max(most.get(model, 0), n)
+    return dict(Counter(model for model, _ in seen.values())), most
+
+
+def load_prometheus(url: str, window: timedelta | None, now: datetime | None = None) -> SourceData:
+    from advisor.history.prometheus import PrometheusClient, PrometheusSource
+
+    end = now or datetime.now(UTC)
+    span = Window(start=end - (window or DEFAULT_WINDOW), end=end)
+    with PrometheusSource(url) as source:
+        features = source.features(span)
+    with PrometheusClient(url) as client:
+        gpus_now, gpus_per_node = prometheus_gpus(client, span)
+    return SourceData(url, span, features, gpus_now, gpus_per_node)
+
+
+def load(source: str | Path, window: timedelta | None = DEFAULT_WINDOW) -> SourceData:
+    if is_url(source):
+        return load_prometheus(str(source), window)
+    path = Path(source)
+    if not path.is_file():
+        raise BadInput(f"{path}: no such history file")
+    return load_file(path, window)
+
+
+def recommend_from_features(
+    features: Sequence[WorkloadFeatures],
+    *,
+    window: Window,
+    source: str,
+    gpus_now: Mapping[str, int],
+    gpus_per_node: Mapping[str, int] | None = None,
+    presence: Presence | None = None,
+    today: str | None = None,
+    seed: int = 0,
+    rules: Rules = DEFAULT_RULES,
+    generated_at: datetime | None = None,
+    fallback: str | None = None,
+) -> Recommendation:
+    from advisor.classes import classify
+
+    if not features:
+        raise BadInput(f"{source}: no workload has samples in the window {window.start} .. {window.end}")
+    classification = classify(list(features), seed=seed)
+    decisions = decide(classification, features, rules)
+    plan = plan_fleet(decisions.workloads, gpus_now, decisions.unplaced, gpus_per_node=gpus_per_node, fallback=fallback)
+    configs = build_configs(plan, decisions.workloads)
+    saved = plan.gpus_now - plan.gpus_needed
+    change = f"{saved} fewer" if saved >= 0 else f"{-saved} more"
+    notes = [
+        f"{plan.gpus_needed} GPUs needed for {len(decisions.workloads)} workloads, against {plan.gpus_now} in use "
+        f"now ({change}); no plan can use fewer than {plan.gpus_lower_bound} for these decisions.",
+        *([today] if today else []),
+        risk_taken(decisions.workloads),
+        *decisions.notes,
+        krr_baseline(features).sentence(),
+    ]
+    return Recommendation(
+        version=RECOMMENDATION_VERSION,
+        generated_at=generated_at or datetime.now(UTC),
+        window=window,
+        source=source,
+        classification=classification.method,
+        classes=decisions.classes,
+        workloads=decisions.workloads,
+        plan=plan,
+        configs=configs,
+        notes=tuple(notes),
+    )
+
+
+def risk_taken(workloads: Sequence[WorkloadRecommendation]) -> str:
+    """One sentence: what moving to shared GPUs risks, worst case over the workloads, with the numbers."""
+    shared = [w for w in workloads if w.decision.mode != Mode.EXCLUSIVE]
+    if not shared:
+        return "The risk taken: none; every workload keeps a whole GPU."
+    memory = max(w.decision.risk.memory_exceed_share for w in shared)
+    compute = [w.decision.risk.compute_exceed_share for w in shared if w.decision.mode in (Mode.MIG, Mode.MPS)]
+    known = [c for c in compute if c is not None]
+    contention = [w.decision.risk.contention_share or 0.0 for w in shared if w.decision.mode == Mode.TIMESLICE]
+    parts = [
+        f"The risk taken: {len(shared)} of {len(workloads)} workloads move to a MIG slice, MPS or time-slicing",
+        "no past sample of any of them exceeds its memory limit"
+        if memory == 0
+        else f"up to {memory:.1%} of a workload's past samples exceed its memory limit",
+    ]
+    if known:
+        parts.append(f"at most {max(known):.1%} of a workload's samples wanted more compute than its slice gives")
+    if len(known) < len(compute):
+        parts.append(f"{len(compute) - len(known)} are sized by memory alone (compute not measured)")
+    if contention:
+        parts.append(f"a time-sliced burst finds another tenant busy up to {max(contention):.0%} of the time")
+    return "; ".join(parts) + "."
+
+
+def recommend(
+    source: str | Path,
+    window: timedelta | None = DEFAULT_WINDOW,
+    seed: int = 0,
+    *,
+    rules: Rules = DEFAULT_RULES,
+    generated_at: datetime | None = None,
+) -> Recommendation:
+    """Everything ``slicewise advise`` reports, from a history file or a Prometheus URL."""
+    data = load(source, window)
+    return recommend_from_features(
+        data.features,
+        window=data.window,
+        source=data.description,
+        gpus_now=data.gpus_now,
+        gpus_per_node=data.gpus_per_node,
+        presence=data.presence,
+        today=data.today,
+        seed=seed,
+        rules=rules,
+        generated_at=generated_at,
+    )

@@ -1,0 +1,76 @@
+"""Who is present at the same time: the plan sizes each pool of interchangeable slots for its busiest moment.
+
+A notebook closed at night, a batch job between runs, a training job between runs hold no GPU. Instances of one
+MIG profile on one GPU model are interchangeable to the scheduler, as are the replicas of one time-slicing or MPS
+setup and whole GPUs of one model; so a pool needs as many slots as the most of its workloads (counting each
+replica, i.e. each device it ran on) present at once — not one per workload. With a fixed MIG geometry per GPU that
+is both necessary and sufficient: at every moment of the window, the workloads present find a free slot.
+
+Presence is read from the history file: the window is cut into bins of ``bin_s`` (5 minutes, or the sampling step
+if that is longer), and a workload counts as present in a bin with the most devices it had at one sample time in
+it. Bins slightly over-count at the edges of a run (a job ending and another starting in the same five minutes
+count as overlapping), never under-count. Where no history frame is at hand (Prometheus), the plan counts every
+workload as always present: the conservative answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from advisor.model import WorkloadKey
+
+MIN_BIN_S = 300
+
+
+@dataclass(frozen=True)
+class Presence:
+    keys: dict[WorkloadKey, int]  # key -> index into starts
+    starts: np.ndarray  # per key, its first row in bins/devices (and starts[-1] = len)
+    bins: np.ndarray  # bin index of each (key, bin) present
+    devices: np.ndarray  # most devices of the key at one sample time in that bin
+    bin_s: int
+
+    @classmethod
+    def from_history(cls, rows: pd.DataFrame) -> Presence:
+        """From a history frame (``read_history``), usually the window's rows."""
+        if rows.empty:
+            empty = np.zeros(0, dtype=np.int64)
+            return cls({}, np.zeros(1, dtype=np.int64), empty, empty, MIN_BIN_S)
+        workload = rows["workload"].astype("category")
+        model = rows["gpu_model"].astype("category")
+        n_models = len(model.cat.categories)
+        key = workload.cat.codes.to_numpy(np.int64) * n_models + model.cat.codes.to_numpy(np.int64)
+        seconds = rows["timestamp"].to_numpy("datetime64[s]").astype(np.int64)
+        seconds = seconds - seconds.min()
+        distinct = np.unique(seconds)
+        step = int(np.median(np.diff(distinct))) if len(distinct) > 1 else MIN_BIN_S
+        bin_s = max(MIN_BIN_S, step)
+        # rows per (key, sample time): devices at that time; then the most of them per (key, bin)
+        combined, per_time = np.unique((key << 32) | seconds, return_counts=True)
+        key_of, time_of = combined >> 32, combined & 0xFFFFFFFF
+        binned = (key_of << 32) | (time_of // bin_s)
+        edges = np.flatnonzero(np.r_[True, binned[1:] != binned[:-1]])
+        most = np.maximum.reduceat(per_time, edges)
+        pair = binned[edges]
+        pair_key, pair_bin = pair >> 32, pair & 0xFFFFFFFF
+        key_edges = np.flatnonzero(np.r_[True, pair_key[1:] != pair_key[:-1]])
+        names = workload.cat.categories
+        models = model.cat.categories
+        keys = {
+            WorkloadKey(str(names[k // n_models]), str(models[k % n_models])): i
+            for i, k in enumerate(pair_key[key_edges])
+        }
+        return cls(keys, np.r_[key_edges, len(pair)], pair_bin, most.astype(np.int64), bin_s)
+
+    def peak(self, keys: Iterable[WorkloadKey]) -> int | None:
+        """The most devices of these workloads present at once; None if none of them is in the history."""
+        parts = [self.keys[k] for k in keys if k in self.keys]
+        if not parts:
+            return None
+        bins = np.concatenate([self.bins[self.starts[i] : self.starts[i + 1]] for i in parts])
+        devices = np.concatenate([self.devices[self.starts[i] : self.starts[i + 1]] for i in parts])
+        return int(np.bincount(bins, weights=devices).max().round())
