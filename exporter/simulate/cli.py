@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-
-from slicewise.errors import NotImplementedYet
 
 
 @click.command()
@@ -22,5 +21,21 @@ from slicewise.errors import NotImplementedYet
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--scenario", default="mixed", show_default=True, help="Named scenario (see the README).")
 def simulate(out: Path, days: float, gpus: int | None, seed: int, scenario: str) -> None:
-    """Simulate a GPU fleet and write its usage history, deterministic for a seed."""
-    raise NotImplementedYet("slicewise simulate")
+    """Simulate a GPU fleet and write its usage history, deterministic for a seed.
+
+    Scenarios: mixed (the demo fleet), bench-8xh100, h100-mig, a100-mig, timeslice, mps, exclusive. The history
+    has one row per minute per workload and device, ending at a fixed date, so the same arguments always write
+    the same bytes.
+    """
+    from exporter.simulate.history import write_history
+
+    summary = write_history(out, scenario=scenario, days=days, gpus=gpus, seed=seed)
+
+    def when(t: float) -> str:
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+    click.echo(
+        f"wrote {summary.path}: {summary.rows} rows, {summary.workloads} workloads on {summary.gpus} GPUs, "
+        f"{when(summary.start)} to {when(summary.end)} every {summary.step_s} s"
+    )
+    click.echo(f"truth (each workload's archetype): {summary.truth}")
