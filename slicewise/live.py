@@ -84,7 +84,7 @@ def prometheus_config(exporters: Sequence[ExporterTarget], rule_files: Sequence[
         "rule_files": [str(p) for p in rule_files],
         "scrape_configs": [
             {
-                "job_name": "slicewise",
+                "job_name": "slicewise-exporter",  # the job the alerts expect, as in deploy/prometheus
                 "static_configs": [{"targets": [e.address], "labels": {"node": e.node}} for e in exporters],
             }
         ],
@@ -126,7 +126,7 @@ def start(scenario: str, nodes: Sequence[str], workdir: Path, prometheus: str | 
             _wait_http(f"http://{target.address}/metrics", f"the exporter for {node}", proc)
         if prometheus is not None:
             found = rules_dir()
-            rules = sorted(found.glob("*rules*.y*ml")) if found else []
+            rules = sorted(found.glob("slicewise.*.yml")) if found else []  # recording rules and alerts
             config = workdir / "prometheus.yml"
             config.write_text(yaml.safe_dump(prometheus_config(stack.exporters, rules), sort_keys=False))
             port = free_port()

@@ -122,7 +122,8 @@ def test_live_demo_serves_prometheus_and_stops_cleanly_on_ctrl_c() -> None:
             time.sleep(1)
         assert set(up) == {node for node, _ in exporters}
         groups = httpx.get(f"{url}/api/v1/rules", timeout=5).json()["data"]["groups"]
-        assert groups, "slicewise's rules are not loaded"
+        kinds = {rule["type"] for group in groups for rule in group["rules"]}
+        assert kinds == {"recording", "alerting"}, "slicewise's recording rules and alerts are not both loaded"
         result = httpx.get(f"{url}/api/v1/query", params={"query": "count(slicewise_gpu_info)"}, timeout=5).json()
         assert float(result["data"]["result"][0]["value"][1]) > 8
 
