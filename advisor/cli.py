@@ -15,7 +15,11 @@ import click
 from slicewise.cli_support import Duration
 
 if TYPE_CHECKING:
+    from advisor.history.connection import PrometheusConnection
     from advisor.model import Recommendation
+
+PASSWORD_ENV = "SLICEWISE_PROMETHEUS_PASSWORD"
+BEARER_ENV = "SLICEWISE_PROMETHEUS_BEARER_TOKEN"
 
 
 @click.command()
@@ -42,6 +46,36 @@ if TYPE_CHECKING:
     help="What to print on standard output.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the clustering.")
+@click.option("--prometheus.username", "prom_username", metavar="USER", help="Basic auth user for --prometheus.")
+@click.option(
+    "--prometheus.password-file",
+    "prom_password_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help=f"Basic auth password, read from this file [or env {PASSWORD_ENV}].",
+)
+@click.option(
+    "--prometheus.bearer-token-file",
+    "prom_bearer_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help=f"Bearer token (Thanos, Mimir, a proxy), read from this file [or env {BEARER_ENV}].",
+)
+@click.option(
+    "--prometheus.ca-file",
+    "prom_ca_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="CA certificate(s) that signed the server's certificate, for a private CA.",
+)
+@click.option(
+    "--prometheus.timeout",
+    "prom_timeout",
+    type=Duration(),
+    default="60s",
+    show_default=True,
+    help="Per request (each is retried 3 times with backoff).",
+)
 def advise(
     prometheus_url: str | None,
     history: Path | None,
@@ -49,6 +83,11 @@ def advise(
     out: Path | None,
     output_format: str,
     seed: int,
+    prom_username: str | None,
+    prom_password_file: Path | None,
+    prom_bearer_file: Path | None,
+    prom_ca_file: Path | None,
+    prom_timeout: timedelta,
 ) -> None:
     """Recommend MIG, MPS, time-slicing or a whole GPU per workload class, with a fleet plan and configs."""
     if (prometheus_url is None) == (history is None):
@@ -59,10 +98,14 @@ def advise(
     from advisor.output import read_previous, write_out
     from advisor.pipeline import recommend
 
-    source: str | Path
+    source: PrometheusConnection | Path
     if prometheus_url is not None:
-        source = prometheus_url
+        source = _connection(
+            prometheus_url, prom_username, prom_password_file, prom_bearer_file, prom_ca_file, prom_timeout
+        )
     else:
+        if prom_username or prom_password_file or prom_bearer_file or prom_ca_file:
+            raise click.UsageError("the --prometheus.* options go with --prometheus URL, not --history")
         assert history is not None
         source = history
     rec = recommend(source, window, seed)
@@ -72,6 +115,43 @@ def advise(
     click.echo(_render(rec, output_format, previous), nl=False)
     if out is not None:
         click.echo(f"slicewise: wrote the report, configs and advisor.prom to {out}", err=True)
+
+
+def _connection(
+    url: str,
+    username: str | None,
+    password_file: Path | None,
+    bearer_file: Path | None,
+    ca_file: Path | None,
+    timeout: timedelta,
+) -> PrometheusConnection:
+    """Secrets from a file or the environment, never a flag's value (other users see it in ``ps``)."""
+    import os
+
+    from advisor.deliver.secrets import read_secret
+    from advisor.history.connection import PrometheusConnection
+
+    password = bearer = None
+    if username is not None:
+        env = None if password_file is not None else PASSWORD_ENV
+        if env is not None and env not in os.environ:
+            raise click.UsageError(f"--prometheus.username needs --prometheus.password-file or {PASSWORD_ENV}")
+        password = read_secret("Prometheus password", env, password_file).reveal()
+    elif password_file is not None:
+        raise click.UsageError("--prometheus.password-file needs --prometheus.username")
+    if bearer_file is not None or os.environ.get(BEARER_ENV):
+        env = None if bearer_file is not None else BEARER_ENV
+        bearer = read_secret("Prometheus bearer token", env, bearer_file).reveal()
+    if username is not None and bearer is not None:
+        raise click.UsageError("give basic auth (--prometheus.username) or a bearer token, not both")
+    return PrometheusConnection(
+        url,
+        username=username,
+        password=password,
+        bearer_token=bearer,
+        ca_file=ca_file,
+        timeout_s=timeout.total_seconds(),
+    )
 
 
 def _render(rec: Recommendation, output_format: str, previous: Recommendation | None) -> str:

@@ -1,7 +1,8 @@
 """The whole advisor in one call: source -> features -> classes -> decisions -> plan -> configs -> Recommendation.
 
 ``recommend(source, window, seed)`` is what ``slicewise advise``, ``slicewise demo`` and the weekly schedule call.
-``source`` is a history file (Parquet/CSV) or a Prometheus base URL (``http://`` or ``https://``); ``window`` the
+``source`` is a history file (Parquet/CSV), a Prometheus base URL (``http://`` or ``https://``) or a
+``PrometheusConnection`` (URL plus basic auth or bearer token and a private CA); ``window`` the
 length of history to use, counted back from the last sample (a file) or from now (Prometheus).
 ``recommend_from_features`` starts from features, for tests and benchmarks that build them by hand.
 """
@@ -31,6 +32,7 @@ from advisor.plan.today import today_from_history
 from slicewise.errors import BadInput
 
 if TYPE_CHECKING:
+    from advisor.history.connection import PrometheusConnection
     from advisor.history.prometheus import PrometheusClient
 
 DEFAULT_WINDOW = timedelta(days=14)
@@ -80,8 +82,19 @@ def load_file(path: Path, window: timedelta | None) -> SourceData:
 
 
 # One series per GPU seen in the window, from slicewise's exporter and from dcgm-exporter (deduplicated by UUID).
-GPUS_SLICEWISE = "max by (model, gpu_uuid, node) (max_over_time(slicewise_gpu_info[{range}]))"
-GPUS_DCGM = "max by (modelName, UUID, Hostname) (max_over_time(DCGM_FI_DEV_FB_USED[{range}]))"
+# A subquery at a coarse step, not max_over_time over the raw samples: each step reads one sample per series, so the
+# query stays cheap however long the window and however many GPUs (2,000 GPUs x 14 days at 15 s would be 161 M raw
+# samples, over Prometheus's default --query.max-samples; at 15 min steps it evaluates 2.7 M points). A GPU seen for
+# less than one step can be missed: it is not one the plan should count.
+GPUS_STEP = timedelta(minutes=15)
+GPUS_SLICEWISE = (
+    "max by (model, gpu_uuid, node) "
+    "(max_over_time((max by (model, gpu_uuid, node) (slicewise_gpu_info))[{range}:{step}]))"
+)
+GPUS_DCGM = (
+    "max by (modelName, UUID, Hostname) "
+    "(max_over_time((max by (modelName, UUID, Hostname) (DCGM_FI_DEV_FB_USED))[{range}:{step}]))"
+)
 
 
 def prometheus_gpus(client: PrometheusClient, span: Window) -> tuple[dict[str, int], dict[str, int]]:
@@ -91,8 +104,10 @@ def prometheus_gpus(client: PrometheusClient, span: Window) -> tuple[dict[str, i
 
     seen: dict[str, tuple[str, str]] = {}
     queries = ((GPUS_SLICEWISE, "gpu_uuid", "model", "node"), (GPUS_DCGM, "UUID", "modelName", "Hostname"))
+    step = min(GPUS_STEP, span.end - span.start)
     for expr, uuid, model, node in queries:
-        for sample in client.query(expr.format(range=duration(span.end - span.start)), span.end):
+        query = expr.format(range=duration(span.end - span.start), step=duration(step))
+        for sample in client.query(query, span.end):
             if sample.labels.get(uuid) and sample.labels.get(model):
                 seen.setdefault(sample.labels[uuid], (sample.labels[model], sample.labels.get(node, "")))
     per_node = Counter((model, node) for model, node in seen.values() if node)
@@ -102,21 +117,29 @@ def prometheus_gpus(client: PrometheusClient, span: Window) -> tuple[dict[str, i
     return dict(Counter(model for model, _ in seen.values())), most
 
 
-def load_prometheus(url: str, window: timedelta | None, now: datetime | None = None) -> SourceData:
-    from advisor.history.prometheus import PrometheusClient, PrometheusSource
+def load_prometheus(
+    prometheus: str | PrometheusConnection, window: timedelta | None, now: datetime | None = None
+) -> SourceData:
+    """Features computed server-side, and the GPUs seen, over the window ending ``now``."""
+    from advisor.history.connection import PrometheusConnection
 
+    connection = prometheus if isinstance(prometheus, PrometheusConnection) else PrometheusConnection(prometheus)
     end = now or datetime.now(UTC)
     span = Window(start=end - (window or DEFAULT_WINDOW), end=end)
-    with PrometheusSource(url) as source:
+    with connection.source() as source:
         features = source.features(span)
-    with PrometheusClient(url) as client:
+    with connection.client() as client:
         gpus_now, gpus_per_node = prometheus_gpus(client, span)
-    return SourceData(url, span, features, gpus_now, gpus_per_node)
+    return SourceData(connection.url, span, features, gpus_now, gpus_per_node)
 
 
-def load(source: str | Path, window: timedelta | None = DEFAULT_WINDOW) -> SourceData:
-    if is_url(source):
-        return load_prometheus(str(source), window)
+def load(
+    source: str | Path | PrometheusConnection, window: timedelta | None = DEFAULT_WINDOW, now: datetime | None = None
+) -> SourceData:
+    """``source``: a history file, a Prometheus URL, or a Prometheus connection (with its authentication); ``now``
+    ends a Prometheus window (default: now), a file's window ends at its last sample."""
+    if not isinstance(source, str | Path) or is_url(source):
+        return load_prometheus(source if not isinstance(source, Path) else str(source), window, now)
     path = Path(source)
     if not path.is_file():
         raise BadInput(f"{path}: no such history file")
@@ -194,15 +217,17 @@ def risk_taken(workloads: Sequence[WorkloadRecommendation]) -> str:
 
 
 def recommend(
-    source: str | Path,
+    source: str | Path | PrometheusConnection,
     window: timedelta | None = DEFAULT_WINDOW,
     seed: int = 0,
     *,
     rules: Rules = DEFAULT_RULES,
     generated_at: datetime | None = None,
+    now: datetime | None = None,
 ) -> Recommendation:
-    """Everything ``slicewise advise`` reports, from a history file or a Prometheus URL."""
-    data = load(source, window)
+    """Everything ``slicewise advise`` reports, from a history file or Prometheus (a URL, or a connection with its
+    authentication)."""
+    data = load(source, window, now)
     return recommend_from_features(
         data.features,
         window=data.window,

@@ -3,7 +3,8 @@
 A class decision is sized for its largest member. Each member then gets its own decision in its class's mode: its
 own MIG profile (often smaller than the class's), or its class's time-slicing / MPS replicas (a per-node setting,
 so one per class and model). A member its class's mode cannot hold, a member of a class that needs whole GPUs
-(only its largest members may), and every outlier go through the rule chain on their own. MPS servers are shared
+(only its largest members may), a member of a MIG class whose own rule chain packs at least twice as many per GPU
+(``Rules.member_own_mode_min_gain``), and every outlier go through the rule chain on their own. MPS servers are shared
 only within a trust domain (``Decision.sharing_group``: the members' one namespace, else the class).
 No decision's memory limit is ever below the workload's own observed peak; a workload larger than its GPU, or on a
 GPU the catalogue does not know, is reported as unplaced, never dropped.
@@ -125,14 +126,27 @@ def _member_decision(
     own = demand_of([f], rules.headroom, rules.compute_headroom)
     fit = class_choice.fit
     mode = mode_name(fit.mode)
+    alone = choose(own, gpu, rules)
     if fit.mode == Mode.MIG:
         mine = mig_fit(own, gpu)
         if isinstance(mine, Fit) and mine.profile is not None:
+            if alone.fit.mode != Mode.MIG and alone.fit.per_gpu >= rules.member_own_mode_min_gain * mine.per_gpu:
+                # e.g. a bursty notebook alone on a whole GPU: its bursts would need a large slice, while
+                # time-slicing packs several like it on one GPU and lets each burst use all of it
+                lead = (
+                    f"Its class runs on MIG, but on its own it packs far better with {mode_name(alone.fit.mode)}: "
+                    f"{alone.fit.per_gpu} per GPU against {mine.per_gpu} on MIG {mine.profile.name}."
+                )
+                return _from_choice(
+                    Choice(alone.fit, (lead, *alone.reasons)), gpu, f.gpu_model, [f], rules, _own_group(f)
+                )
+            # why MIG and not the others, in its own numbers where it was decided on MIG on its own too
+            why = alone.reasons[2:] if alone.fit.mode == Mode.MIG else class_choice.reasons[2:]
             reasons = (
                 own.size_sentence,
                 f"Its class runs on MIG; on its own it needs {mine.profile.name} ({gib(mine.memory_limit_bytes)}, "
                 f"{mine.compute_limit:.2f} of the GPU's SMs).",
-                *class_choice.reasons[2:],
+                *why,
             )
             return _decision(mine, gpu, f.gpu_model, reasons, assess(mine, [f], rules), rules)
     elif fit.mode in (Mode.TIMESLICE, Mode.MPS):
@@ -147,7 +161,6 @@ def _member_decision(
                 *class_choice.reasons[1:],
             )
             return _decision(fit, gpu, f.gpu_model, reasons, assess(fit, [f], rules, classmates), rules, group)
-    alone = choose(own, gpu, rules)
     if fit.mode == Mode.EXCLUSIVE:
         # a class needs whole GPUs for its largest member; a smaller member that fits a shared mode on its own
         # should not hold a whole GPU for that

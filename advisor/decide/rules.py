@@ -38,6 +38,12 @@ class Rules:
     # does). Where MIG fits the compute well, its isolation wins even if MPS would pack a little more.
     mps_min_mig_overshoot: float = 1.5
 
+    # A member of a MIG class leaves its class's mode only where its own rule chain packs at least this many times
+    # as many like it per GPU (e.g. a bursty notebook whose bursts would need a 4g slice, time-sliced 6 per GPU).
+    # A smaller gain (7 on 1g slices against 8 time-sliced) is not worth the isolation, nor the extra pools of
+    # differing replica settings the plan would have to fill.
+    member_own_mode_min_gain: float = 2.0
+
     # Risk levels: compute exceedance (share of past samples that wanted more compute than the limit gives: they
     # run slower, they do not fail) at or below `low` is low risk, above `high` is high risk.
     compute_exceed_low: float = 0.01

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import ssl
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -64,7 +65,7 @@ class PrometheusClient:
         timeout: float = 60.0,
         retries: int = 3,
         backoff: float = 0.5,
-        verify: bool | str = True,
+        verify: bool | str | ssl.SSLContext = True,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         if bearer_token and (username or password):
@@ -260,7 +261,7 @@ class PrometheusSource:
         strict: bool = False,
         recorded: bool = False,
         concurrency: int = 4,
-        verify: bool | str = True,
+        verify: bool | str | ssl.SSLContext = True,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = url

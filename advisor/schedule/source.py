@@ -1,15 +1,17 @@
-"""Run the advisor on the configured source: a history file through ``advisor.pipeline.recommend``, or Prometheus
-with the configured authentication (basic or bearer, a private CA) through the same stages the pipeline uses.
-"""
+"""Run the advisor on the configured source: a history file, or Prometheus with the configured authentication
+(basic or bearer, a private CA), both through ``advisor.pipeline.recommend``."""
 
 from __future__ import annotations
 
-import ssl
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from advisor.deliver.secrets import read_secret
-from advisor.model import Recommendation, Window
+from advisor.model import Recommendation
 from advisor.schedule.config import PrometheusSourceConfig, ScheduleConfig
+
+if TYPE_CHECKING:
+    from advisor.history.connection import PrometheusConnection
 
 
 def recommend_from_config(config: ScheduleConfig, now: datetime | None = None) -> Recommendation:
@@ -19,36 +21,23 @@ def recommend_from_config(config: ScheduleConfig, now: datetime | None = None) -
     if source.history is not None:
         return recommend(source.history, config.window, config.seed)
     assert source.prometheus is not None
-    return _from_prometheus(source.prometheus, config, now or datetime.now(UTC))
+    return recommend(connection(source.prometheus), config.window, config.seed, now=now or datetime.now(UTC))
 
 
-def _from_prometheus(p: PrometheusSourceConfig, config: ScheduleConfig, now: datetime) -> Recommendation:
-    """``advisor.pipeline.load_prometheus`` with authentication: features, then the GPUs seen, then decisions."""
-    from advisor.history.prometheus import PrometheusClient, PrometheusSource
-    from advisor.pipeline import prometheus_gpus, recommend_from_features
+def connection(p: PrometheusSourceConfig) -> PrometheusConnection:
+    """The configured Prometheus, its secrets read now (from their variable or file) so a rotated one is used."""
+    from advisor.history.connection import PrometheusConnection
 
-    auth: dict[str, str | None] = {}
+    password = bearer = None
     if p.username is not None:
-        auth = {
-            "username": p.username,
-            "password": read_secret("Prometheus password", p.password_env, p.password_file).reveal(),
-        }
+        password = read_secret("Prometheus password", p.password_env, p.password_file).reveal()
     elif p.bearer_token_env is not None or p.bearer_token_file is not None:
-        token = read_secret("Prometheus bearer token", p.bearer_token_env, p.bearer_token_file)
-        auth = {"bearer_token": token.reveal()}
-    # a context, not the CA file's path: httpx deprecates verify=<str>
-    verify: bool | ssl.SSLContext = ssl.create_default_context(cafile=str(p.ca_file)) if p.ca_file else True
-    timeout = p.timeout.total_seconds()
-    span = Window(start=now - config.window, end=now)
-    with PrometheusSource(p.url, timeout=timeout, verify=verify, **auth) as source:  # type: ignore[arg-type]
-        features = source.features(span)
-    with PrometheusClient(p.url, timeout=timeout, verify=verify, **auth) as client:  # type: ignore[arg-type]
-        gpus_now, gpus_per_node = prometheus_gpus(client, span)
-    return recommend_from_features(
-        features,
-        window=span,
-        source=p.url,
-        gpus_now=gpus_now,
-        gpus_per_node=gpus_per_node,
-        seed=config.seed,
+        bearer = read_secret("Prometheus bearer token", p.bearer_token_env, p.bearer_token_file).reveal()
+    return PrometheusConnection(
+        p.url,
+        username=p.username,
+        password=password,
+        bearer_token=bearer,
+        ca_file=p.ca_file,
+        timeout_s=p.timeout.total_seconds(),
     )

@@ -165,3 +165,27 @@ def test_unreachable_prometheus_fails_with_exit_1(capsys: pytest.CaptureFixture[
     code, _, err = run(["advise", "--prometheus", f"http://127.0.0.1:{free_port()}", "--window", "1h"], capsys)
     assert code == 1
     assert "127.0.0.1" in err
+
+
+def test_prometheus_auth_flags_are_checked_before_anything_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SLICEWISE_PROMETHEUS_PASSWORD", raising=False)
+    monkeypatch.delenv("SLICEWISE_PROMETHEUS_BEARER_TOKEN", raising=False)
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens: a check that passes would fail with exit 1
+    code, _, err = run(["advise", "--prometheus", url, "--prometheus.username", "ops"], capsys)
+    assert code == 2 and "SLICEWISE_PROMETHEUS_PASSWORD" in err
+    token = tmp_path / "token"
+    token.write_text("")
+    code, _, err = run(["advise", "--prometheus", url, "--prometheus.bearer-token-file", str(token)], capsys)
+    assert code == 2 and f"{token} is empty" in err
+    code, _, err = run(["advise", "--history", str(token), "--prometheus.username", "ops"], capsys)
+    assert code == 2 and "go with --prometheus URL" in err
+    monkeypatch.setenv("SLICEWISE_PROMETHEUS_PASSWORD", "s3cret")
+    token.write_text("tok\n")
+    args = ["advise", "--prometheus", url, "--prometheus.username", "ops", "--prometheus.bearer-token-file", str(token)]
+    code, _, err = run(args, capsys)
+    assert code == 2 and "not both" in err
+    # with valid auth it goes on to read, and fails for the unreachable server, never printing the secret
+    code, _, err = run(["advise", "--prometheus", url, "--prometheus.username", "ops"], capsys)
+    assert code == 1 and "s3cret" not in err

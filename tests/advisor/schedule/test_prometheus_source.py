@@ -3,6 +3,7 @@ the advisor reads the last two days from it, and the report goes out by email an
 
 from __future__ import annotations
 
+import json
 import ssl
 import subprocess
 import time
@@ -17,6 +18,7 @@ import pytest
 from advisor.history import read_history
 from advisor.schedule.config import load_config
 from advisor.schedule.cycle import run_cycle
+from slicewise.cli import main
 from tests.advisor.deliver.servers import Certificates
 from tests.advisor.history.openmetrics import write_openmetrics
 from tests.advisor.schedule.conftest import Site
@@ -91,9 +93,19 @@ def secured_prometheus(openmetrics: Path, workdir: Path, certs: Certificates) ->
         log.close()
 
 
+def _slicewise(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err
+
+
 @pytest.mark.slow
 @pytest.mark.needs_binary
-def test_the_schedule_reads_a_secured_prometheus_and_delivers(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_schedule_reads_a_secured_prometheus_and_delivers(
+    site: Site, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     # two days of the fleet, ending a few minutes ago, as the exporter would have given Prometheus
     end = int(time.time()) // STEP * STEP - 10 * 60
     history = write_fleet(site.tmp / "recent.csv", t0=end - STEP * STEPS)
@@ -110,6 +122,19 @@ def test_the_schedule_reads_a_secured_prometheus_and_delivers(site: Site, monkey
         }
         config = load_config(site.write(source=source, window="3d"))
         result = run_cycle(config)
+        # `slicewise advise` reaches the same Prometheus with its --prometheus.* flags, the password from a file
+        password_file = site.tmp / "prometheus-password"
+        password_file.write_text(PROM_PASSWORD + "\n")
+        auth = ["--prometheus.username", PROM_USER, "--prometheus.password-file", str(password_file)]
+        advise = ["advise", "--prometheus", url, "--window", "3d", "--format", "json", *auth]
+        code, out, err = _slicewise([*advise, "--prometheus.ca-file", str(site.certs.ca_file)], capsys)
+        assert code == 0, err
+        advised = json.loads(out)
+        assert advised["source"] == url
+        assert {w["workload"] for w in advised["workloads"]} >= {"train/llm-ft", "research/nb-alice"}
+        # without the private CA the server's certificate is refused: exit 1, saying why
+        code, _, err = _slicewise(advise, capsys)
+        assert code == 1 and "certificate" in err.lower()
         # a wrong password is a clear failure, not a report about nothing
         monkeypatch.setenv("SLICEWISE_TEST_PROM_PASSWORD", "wrong")
         with pytest.raises(Exception, match="401"):

@@ -1,0 +1,68 @@
+"""Where Prometheus is and how to authenticate to it: one value that ``slicewise advise``, the weekly schedule and
+``advisor.pipeline.recommend`` pass around, so each of them reaches a protected Prometheus the same way.
+
+Secrets are read by the caller (from a file or an environment variable, never a flag) and kept out of ``repr``.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypedDict
+
+from advisor.history.prometheus import PrometheusClient, PrometheusSource
+from slicewise.errors import BadInput
+
+
+@dataclass(frozen=True)
+class PrometheusConnection:
+    url: str  # base URL, http:// or https:// (Mimir: https://mimir/prometheus)
+    username: str | None = None  # basic auth, with password
+    password: str | None = field(default=None, repr=False)
+    bearer_token: str | None = field(default=None, repr=False)  # or a bearer token (Thanos, Mimir, a proxy)
+    ca_file: Path | None = None  # a private CA that signed the server's certificate
+    timeout_s: float = 60.0  # per request
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise BadInput(f"{self.url!r} is not an http:// or https:// URL")
+        if self.bearer_token is not None and self.username is not None:
+            raise BadInput("Prometheus: give basic auth (username and password) or a bearer token, not both")
+        if self.password is not None and self.username is None:
+            raise BadInput("Prometheus: a password needs a username")
+
+    def _verify(self) -> bool | ssl.SSLContext:
+        if self.ca_file is None:
+            return True
+        try:  # a context, not the file's path: httpx deprecates verify=<str>
+            return ssl.create_default_context(cafile=str(self.ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise BadInput(f"Prometheus CA file {self.ca_file}: {exc}") from None
+
+    def _options(self) -> _Options:
+        return _Options(
+            username=self.username,
+            password=self.password,
+            bearer_token=self.bearer_token,
+            timeout=self.timeout_s,
+            verify=self._verify(),
+        )
+
+    def source(self) -> PrometheusSource:
+        """Features per workload, computed server-side."""
+        return PrometheusSource(self.url, **self._options())
+
+    def client(self) -> PrometheusClient:
+        """Instant queries (the GPUs seen in the window)."""
+        return PrometheusClient(self.url, **self._options())
+
+
+class _Options(TypedDict):
+    """What both Prometheus clients take from a connection."""
+
+    username: str | None
+    password: str | None
+    bearer_token: str | None
+    timeout: float
+    verify: bool | ssl.SSLContext
