@@ -4,7 +4,8 @@ Public API (see docs/simulator.md):
 
 - ``build_scenario(name, seed=0, gpus=None, clock=None, faults=None) -> Fleet``
 - ``attach(fleet, node=None) -> Attachment``: the fake libnvidia-ml under pynvml for this process
-- ``write_history(path, ...)``: a history file (Parquet or CSV) and its truth file
+- ``exporter.simulate.history.write_history(path, ...)``: a history file (Parquet or CSV) and its truth file; not
+  imported here, so that the exporter (and its image) runs without pyarrow
 - ``ManualClock`` / ``WallClock``, ``Faults`` / ``FaultKind``, ``Archetype``
 """
 
@@ -13,7 +14,6 @@ from exporter.simulate.attach import Attachment, attach, attach_scenario, attach
 from exporter.simulate.clock import ANCHOR, Clock, ManualClock, WallClock
 from exporter.simulate.faults import FaultKind, Faults
 from exporter.simulate.fleet import Fleet, Member, Node, RunningProcess, Workload
-from exporter.simulate.history import HistorySummary, write_history
 from exporter.simulate.scenarios import SCENARIOS, build_scenario, scenario_names
 
 __all__ = [
@@ -25,7 +25,6 @@ __all__ = [
     "FaultKind",
     "Faults",
     "Fleet",
-    "HistorySummary",
     "ManualClock",
     "Member",
     "Node",
@@ -37,5 +36,4 @@ __all__ = [
     "attached",
     "build_scenario",
     "scenario_names",
-    "write_history",
 ]

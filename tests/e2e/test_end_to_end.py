@@ -274,7 +274,8 @@ def test_advisor_agrees_across_sources(stack: Stack, from_prometheus: SourceData
     - memory: the same per-second values (whole MiB both ways); a scrape delayed past its second (2 shared cores)
       repeats or skips one second, so peaks and p99 may differ by what one second changes (≤ 2 %);
     - compute on a whole GPU: NVML reports per-process SM use in whole percent, the file keeps 4 decimals, so each
-      process's sample is within 0.005 (0.02 allowed for a workload's p95 and mean);
+      process's sample is within 0.005 (0.02 allowed for a workload's p95 and mean, and for the mean also what two
+      repeated or skipped seconds change in a 40-second window: 2 x peak / samples);
     - compute on a MIG device shared by several workloads: the live path splits the device's activity evenly (NVML
       has no per-process activity on MIG; DESIGN.md), the file has each workload's true share. Only the device
       total is the same, so these workloads are compared by their summed mean.
@@ -314,10 +315,12 @@ def test_advisor_agrees_across_sources(stack: Stack, from_prometheus: SourceData
         assert (live.compute_p95_gpu_fraction is None) == (file.compute_p95_gpu_fraction is None), where
         if live.compute_p95_gpu_fraction is None or file.compute_p95_gpu_fraction is None or key.workload in shared:
             continue
-        for name in ("compute_p95", "compute_mean"):
+        # a repeated or skipped second moves a mean over `samples` seconds by up to peak / samples: allow two
+        edge_seconds = 2 * (file.compute_peak_gpu_fraction or 1.0) / file.samples
+        for name, allowed in (("compute_p95", 0.02), ("compute_mean", 0.02 + edge_seconds)):
             a, b = getattr(live, f"{name}_gpu_fraction"), getattr(file, f"{name}_gpu_fraction")
             worst[name] = max(worst[name], abs(a - b))
-            assert abs(a - b) <= 0.02, f"{where} {name}: {a} vs {b}"
+            assert abs(a - b) <= allowed, f"{where} {name}: {a} vs {b}"
 
     def busy_seconds(features: dict[WorkloadKey, WorkloadFeatures]) -> float:
         return sum((f.compute_mean_gpu_fraction or 0) * f.samples for k, f in features.items() if k.workload in shared)
