@@ -3,8 +3,8 @@
 A class decision is sized for its largest member. Each member then gets its own decision in its class's mode: its
 own MIG profile (often smaller than the class's), or its class's time-slicing / MPS replicas (a per-node setting,
 so one per class and model). A member its class's mode cannot hold, a member of a class that needs whole GPUs
-(only its largest members may), a member of a MIG class whose own rule chain packs at least twice as many per GPU
-(``Rules.member_own_mode_min_gain``), and every outlier go through the rule chain on their own. MPS servers are shared
+(only its largest members may), and every outlier go through the rule chain on their own. Bursty members of a MIG
+class whose own slice is large may move to time-slicing together (``_pool_bursty_members``). MPS servers are shared
 only within a trust domain (``Decision.sharing_group``: the members' one namespace, else the class).
 No decision's memory limit is ever below the workload's own observed peak; a workload larger than its GPU, or on a
 GPU the catalogue does not know, is reported as unplaced, never dropped.
@@ -12,13 +12,14 @@ GPU the catalogue does not know, is reported as unplaced, never dropped.
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from advisor.decide.choose import Choice, choose, mode_name
-from advisor.decide.demand import demand_of, gib
-from advisor.decide.fits import Fit, mig_fit
+from advisor.decide.demand import Demand, demand_of, gib, pct
+from advisor.decide.fits import Fit, instances_per_gpu, mig_fit, slice_share, timeslice_fit
 from advisor.decide.risk import assess
 from advisor.decide.rules import DEFAULT_RULES, Rules
 from advisor.model import (
@@ -130,16 +131,6 @@ def _member_decision(
     if fit.mode == Mode.MIG:
         mine = mig_fit(own, gpu)
         if isinstance(mine, Fit) and mine.profile is not None:
-            if alone.fit.mode != Mode.MIG and alone.fit.per_gpu >= rules.member_own_mode_min_gain * mine.per_gpu:
-                # e.g. a bursty notebook alone on a whole GPU: its bursts would need a large slice, while
-                # time-slicing packs several like it on one GPU and lets each burst use all of it
-                lead = (
-                    f"Its class runs on MIG, but on its own it packs far better with {mode_name(alone.fit.mode)}: "
-                    f"{alone.fit.per_gpu} per GPU against {mine.per_gpu} on MIG {mine.profile.name}."
-                )
-                return _from_choice(
-                    Choice(alone.fit, (lead, *alone.reasons)), gpu, f.gpu_model, [f], rules, _own_group(f)
-                )
             # why MIG and not the others, in its own numbers where it was decided on MIG on its own too
             why = alone.reasons[2:] if alone.fit.mode == Mode.MIG else class_choice.reasons[2:]
             reasons = (
@@ -173,6 +164,69 @@ def _member_decision(
     else:
         lead = f"Its class's {mode} setting cannot hold it, so it is decided on its own."
     return _from_choice(Choice(alone.fit, (lead, *alone.reasons)), gpu, f.gpu_model, [f], rules, _own_group(f))
+
+
+@dataclass(frozen=True)
+class _Bursty:
+    index: int  # in the class's members on this GPU model
+    features: WorkloadFeatures
+    demand: Demand
+    replicas: int  # what time-slicing gives it on its own
+    slice_share: float  # of a GPU, what its MIG slice takes (per instance)
+
+
+def _pool_bursty_members(
+    members: Sequence[WorkloadFeatures], decisions: Sequence[Decision], gpu: GpuModel, rules: Rules
+) -> list[Decision]:
+    """Members of a MIG class whose bursts make their own slice large (a notebook alone on a whole GPU bursting to
+    0.4 of it) while time-slicing would pack at least ``Rules.member_own_mode_min_gain`` times as many per GPU.
+
+    They move together or not at all: one time-slicing pool at the smallest of their replica counts (safe for each:
+    more memory, fewer co-tenants than its own count), and only where that pool fills no more GPUs than their MIG
+    slices take. A lone bursty member stays on its slice: a pool of one would hold a whole GPU."""
+    bursty: list[_Bursty] = []
+    for i, (f, d) in enumerate(zip(members, decisions, strict=True)):
+        if d.mode != Mode.MIG or d.profile is None:
+            continue
+        own = demand_of([f], rules.headroom, rules.compute_headroom)
+        alone = timeslice_fit(own, gpu, rules)
+        profile = gpu.profile(d.profile)
+        if (
+            isinstance(alone, Fit)
+            and alone.replicas is not None
+            and alone.per_gpu >= rules.member_own_mode_min_gain * instances_per_gpu(gpu.key, profile.name)
+        ):
+            bursty.append(_Bursty(i, f, own, alone.replicas, slice_share(gpu, profile)))
+    if not bursty:
+        return list(decisions)
+    replicas = min(b.replicas for b in bursty)
+    instances = sum(b.demand.instances for b in bursty)
+    pool_gpus = math.ceil(instances / replicas)
+    slices_gpus = sum(b.demand.instances * b.slice_share for b in bursty)
+    if pool_gpus > slices_gpus:
+        return list(decisions)
+    pooled = replace(rules, timeslice_max_replicas=replicas)
+    together = [b.features for b in bursty]
+    out = list(decisions)
+    for b in bursty:
+        fit = timeslice_fit(b.demand, gpu, pooled)
+        assert isinstance(fit, Fit) and b.demand.duty_cycle is not None and b.demand.compute_mean is not None
+        reasons = (
+            f"Its class runs on MIG, but its bursts would need MIG {decisions[b.index].profile}, while time-slicing "
+            f"packs {b.replicas} like it per GPU; with the class's {len(bursty)} bursty member(s) it takes one "
+            f"time-slicing pool of {replicas} replicas per GPU: {pool_gpus} GPU(s) against the "
+            f"{slices_gpus:.1f} GPU(s) their MIG slices take.",
+            b.demand.size_sentence,
+            f"Mostly idle: busy in {pct(b.demand.duty_cycle)} of samples with mean compute "
+            f"{b.demand.compute_mean:.2f} of a GPU, so each burst may use the whole GPU instead of a slice.",
+            f"{replicas} replicas: {gib(fit.memory_limit_bytes)} each covers its {gib(b.demand.memory_need_bytes)} "
+            f"need, and a burst meets on average {(replicas - 1) * b.demand.duty_cycle:.2f} other busy tenants.",
+            "Time-slicing has no memory isolation: a tenant growing past its past peak can OOM the others.",
+        )
+        out[b.index] = _decision(
+            fit, gpu, b.features.gpu_model, reasons, assess(fit, [b.features], rules, together), rules
+        )
+    return out
 
 
 def _setting(d: Decision) -> str:
@@ -238,6 +292,8 @@ def decide(
             group = demand.trust_domain or cls.id  # who may share its MPS servers: one namespace, else the class
             class_decision = _from_choice(class_choice, gpu, gpu_model, placeable, rules, group)
             member_decisions = [_member_decision(f, class_choice, placeable, group, gpu, rules) for f in placeable]
+            if class_choice.fit.mode == Mode.MIG:
+                member_decisions = _pool_bursty_members(placeable, member_decisions, gpu, rules)
             decisions.append(_with_member_summary(class_decision, member_decisions))
             for f, d in zip(placeable, member_decisions, strict=True):
                 workload_recs.append(WorkloadRecommendation(f.workload, cls.id, gpu_model, f, False, d))

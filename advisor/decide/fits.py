@@ -70,6 +70,11 @@ def _share(gpu: GpuModel, p: MigProfile) -> tuple[float, int, int]:
     return (max(p.compute_slices / gpu.compute_slices, p.size / gpu.memory_slices), p.compute_slices, p.memory_mib)
 
 
+def slice_share(gpu: GpuModel, profile: MigProfile) -> float:
+    """The fraction of a GPU one instance of ``profile`` takes: the larger of its compute and memory slices."""
+    return _share(gpu, profile)[0]
+
+
 def mig_fit(d: Demand, gpu: GpuModel) -> Fit | NoFit:
     """The smallest MIG profile whose memory covers the need and whose SMs cover the compute need (if measured)."""
     need_c = d.compute_need

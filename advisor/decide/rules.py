@@ -38,10 +38,10 @@ class Rules:
     # does). Where MIG fits the compute well, its isolation wins even if MPS would pack a little more.
     mps_min_mig_overshoot: float = 1.5
 
-    # A member of a MIG class leaves its class's mode only where its own rule chain packs at least this many times
-    # as many like it per GPU (e.g. a bursty notebook whose bursts would need a 4g slice, time-sliced 6 per GPU).
-    # A smaller gain (7 on 1g slices against 8 time-sliced) is not worth the isolation, nor the extra pools of
-    # differing replica settings the plan would have to fill.
+    # Bursty members of a MIG class (a notebook whose bursts would need a 3g slice) are time-sliced instead where
+    # that packs at least this many times as many like them per GPU, all of them in one pool, and only where that
+    # pool fills no more GPUs than their slices take. A smaller gain (8 time-sliced against 7 on 1g slices) is not
+    # worth the isolation.
     member_own_mode_min_gain: float = 2.0
 
     # Risk levels: compute exceedance (share of past samples that wanted more compute than the limit gives: they

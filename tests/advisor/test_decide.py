@@ -9,7 +9,7 @@ import pytest
 
 from advisor.decide import DEFAULT_RULES, Rules, decide
 from advisor.decide.fits import profile_compute, shareable_profiles
-from advisor.model import Classification, Mode, WorkloadClass, WorkloadRecommendation
+from advisor.model import Classification, Mode, WorkloadClass, WorkloadFeatures, WorkloadRecommendation
 from slicewise import catalogue
 from slicewise.history_schema import Sharing
 from tests.advisor.plan.fleet_fixtures import (
@@ -108,26 +108,33 @@ def test_small_members_of_a_class_that_needs_whole_gpus_are_decided_on_their_own
     assert "on its own it fits MIG" in small.reasons[0]
 
 
-def test_a_bursty_member_of_a_mig_class_is_time_sliced_when_that_packs_far_better() -> None:
-    fleet = [
-        features("lab/desk-0", peak_gib=5.0, c95=0.08, duty=0.95),  # steady: 1g.10gb
-        features("lab/desk-1", peak_gib=3.0, c95=0.1, cpeak=0.3, cmean=0.02, duty=0.06),  # 1g.10gb, 7/GPU vs 8
-        features("lab/desk-2", peak_gib=3.0, c95=0.45, cpeak=0.9, cmean=0.03, duty=0.06),  # bursts need 3g: 2/GPU
-    ]
+def test_bursty_members_of_a_mig_class_are_time_sliced_together_when_that_fills_no_more_gpus() -> None:
+    steady = features("lab/desk-0", peak_gib=5.0, c95=0.08, duty=0.95)  # 1g.10gb
+    light = features("lab/desk-1", peak_gib=3.0, c95=0.1, cpeak=0.3, cmean=0.02, duty=0.06)  # 1g.10gb: 7/GPU vs 8
+
+    def bursty(i: int, duty: float) -> WorkloadFeatures:  # bursts need 3g.40gb (60 of 132 SMs): half a GPU each
+        return features(f"lab/desk-{i}", peak_gib=3.0, c95=0.45, cpeak=0.9, cmean=0.03, duty=duty)
+
+    fleet = [steady, light, bursty(2, 0.06), bursty(3, 0.12)]
     result = decide(classify_by_prefix(fleet), fleet)
     (class_decision,) = result.classes[0].decisions
-    assert (class_decision.mode, class_decision.profile) == (Mode.MIG, "3g.40gb")  # 60 of 132 SMs
+    assert (class_decision.mode, class_decision.profile) == (Mode.MIG, "3g.40gb")
     by = _by_name(result.workloads)
     assert (by["lab/desk-0"].decision.mode, by["lab/desk-0"].decision.profile) == (Mode.MIG, "1g.10gb")
     # 8 time-sliced per GPU is not worth MIG's isolation against 7 on 1g slices
     assert (by["lab/desk-1"].decision.mode, by["lab/desk-1"].decision.profile) == (Mode.MIG, "1g.10gb")
-    bursty = by["lab/desk-2"].decision
-    assert bursty.mode == Mode.TIMESLICE and bursty.replicas is not None
-    assert bursty.replicas >= DEFAULT_RULES.member_own_mode_min_gain * 2
-    assert "packs far better with time-slicing" in bursty.reasons[0]
-    # with the gain required raised past what time-slicing gives, it keeps its class's mode
-    strict = decide(classify_by_prefix(fleet), fleet, Rules(member_own_mode_min_gain=bursty.replicas))
-    assert _by_name(strict.workloads)["lab/desk-2"].decision.profile == "3g.40gb"
+    # the two bursty ones: one pool at the smaller of their own replica counts (8 and 5), 1 GPU for two half-GPU slices
+    pooled = [by[f"lab/desk-{i}"].decision for i in (2, 3)]
+    assert {(d.mode, d.replicas) for d in pooled} == {(Mode.TIMESLICE, 5)}
+    assert "one time-slicing pool of 5 replicas per GPU: 1 GPU(s) against the 1.0 GPU(s) their" in pooled[0].reasons[0]
+    # alone, a bursty member keeps its slice: a pool of one would hold a whole GPU for half a GPU's worth
+    fleet = [steady, light, bursty(2, 0.06)]
+    lone = _by_name(decide(classify_by_prefix(fleet), fleet).workloads)["lab/desk-2"].decision
+    assert (lone.mode, lone.profile) == (Mode.MIG, "3g.40gb")
+    # and with the gain required raised past what time-slicing gives, both keep their slices
+    fleet = [steady, light, bursty(2, 0.06), bursty(3, 0.12)]
+    strict = _by_name(decide(classify_by_prefix(fleet), fleet, Rules(member_own_mode_min_gain=5)).workloads)
+    assert strict["lab/desk-2"].decision.profile == "3g.40gb"
 
 
 def test_timeslicing_replicas_respect_memory_and_contention() -> None:
