@@ -142,8 +142,6 @@ def _connection(
     if bearer_file is not None or os.environ.get(BEARER_ENV):
         env = None if bearer_file is not None else BEARER_ENV
         bearer = read_secret("Prometheus bearer token", env, bearer_file).reveal()
-    if username is not None and bearer is not None:
-        raise click.UsageError("give basic auth (--prometheus.username) or a bearer token, not both")
     return PrometheusConnection(
         url,
         username=username,

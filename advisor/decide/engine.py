@@ -118,13 +118,13 @@ def _unplaceable(f: WorkloadFeatures, gpu: GpuModel | None) -> str | None:
 
 def _member_decision(
     f: WorkloadFeatures,
+    own: Demand,
     class_choice: Choice,
     classmates: Sequence[WorkloadFeatures],
     group: str,
     gpu: GpuModel,
     rules: Rules,
 ) -> Decision:
-    own = demand_of([f], rules.headroom, rules.compute_headroom)
     fit = class_choice.fit
     mode = mode_name(fit.mode)
     alone = choose(own, gpu, rules)
@@ -176,7 +176,11 @@ class _Bursty:
 
 
 def _pool_bursty_members(
-    members: Sequence[WorkloadFeatures], decisions: Sequence[Decision], gpu: GpuModel, rules: Rules
+    members: Sequence[WorkloadFeatures],
+    demands: Sequence[Demand],
+    decisions: Sequence[Decision],
+    gpu: GpuModel,
+    rules: Rules,
 ) -> list[Decision]:
     """Members of a MIG class whose bursts make their own slice large (a notebook alone on a whole GPU bursting to
     0.4 of it) while time-slicing would pack at least ``Rules.member_own_mode_min_gain`` times as many per GPU.
@@ -185,10 +189,9 @@ def _pool_bursty_members(
     more memory, fewer co-tenants than its own count), and only where that pool fills no more GPUs than their MIG
     slices take. A lone bursty member stays on its slice: a pool of one would hold a whole GPU."""
     bursty: list[_Bursty] = []
-    for i, (f, d) in enumerate(zip(members, decisions, strict=True)):
+    for i, (f, own, d) in enumerate(zip(members, demands, decisions, strict=True)):
         if d.mode != Mode.MIG or d.profile is None:
             continue
-        own = demand_of([f], rules.headroom, rules.compute_headroom)
         alone = timeslice_fit(own, gpu, rules)
         profile = gpu.profile(d.profile)
         if (
@@ -291,9 +294,13 @@ def decide(
             class_choice = choose(demand, gpu, rules)
             group = demand.trust_domain or cls.id  # who may share its MPS servers: one namespace, else the class
             class_decision = _from_choice(class_choice, gpu, gpu_model, placeable, rules, group)
-            member_decisions = [_member_decision(f, class_choice, placeable, group, gpu, rules) for f in placeable]
+            own = [demand_of([f], rules.headroom, rules.compute_headroom) for f in placeable]
+            member_decisions = [
+                _member_decision(f, d, class_choice, placeable, group, gpu, rules)
+                for f, d in zip(placeable, own, strict=True)
+            ]
             if class_choice.fit.mode == Mode.MIG:
-                member_decisions = _pool_bursty_members(placeable, member_decisions, gpu, rules)
+                member_decisions = _pool_bursty_members(placeable, own, member_decisions, gpu, rules)
             decisions.append(_with_member_summary(class_decision, member_decisions))
             for f, d in zip(placeable, member_decisions, strict=True):
                 workload_recs.append(WorkloadRecommendation(f.workload, cls.id, gpu_model, f, False, d))

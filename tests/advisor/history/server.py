@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import shutil
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -54,18 +56,31 @@ def backfill_rules(url: str, rules: Path, start: datetime, end: datetime, data: 
         shutil.move(str(block), str(data / block.name))
 
 
+@dataclass(frozen=True)
+class WebConfig:
+    """Prometheus's own ``--web.config.file`` (TLS, basic auth), and how the readiness probe gets past it."""
+
+    path: Path
+    auth: tuple[str, str] | None = None
+    verify: ssl.SSLContext | None = None  # the CA that signed the server's certificate
+
+
 @contextmanager
-def prometheus_serving(data: Path, workdir: Path, lookback: str | None = None) -> Iterator[str]:
+def prometheus_serving(
+    data: Path, workdir: Path, lookback: str | None = None, web: WebConfig | None = None
+) -> Iterator[str]:
     """Serve the TSDB in ``data``, yield the base URL; the server is stopped after.
 
     Backfilled series have no staleness markers, so a gap in them would be bridged by the 5-minute lookback; a
     ``lookback`` below the sampling step (e.g. "59s") makes the server treat gaps as a live Prometheus does.
+    With ``web`` it serves behind that web config (https:// when it has a CA to verify against).
     """
     prometheus = require_binary("prometheus")
     config = workdir / "prometheus.yml"
     config.write_text("global:\n  scrape_interval: 1m\n")
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    scheme = "https" if web is not None and web.verify is not None else "http"
+    url = f"{scheme}://127.0.0.1:{port}"
     log_path = workdir / "prometheus.log"
     with log_path.open("a") as log:
         server = subprocess.Popen(
@@ -77,6 +92,7 @@ def prometheus_serving(data: Path, workdir: Path, lookback: str | None = None) -
                 f"--web.listen-address=127.0.0.1:{port}",
                 "--log.level=warn",
                 *([f"--query.lookback-delta={lookback}"] if lookback else []),
+                *([f"--web.config.file={web.path}"] if web is not None else []),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -85,7 +101,13 @@ def prometheus_serving(data: Path, workdir: Path, lookback: str | None = None) -
             deadline = time.monotonic() + 60
             while True:
                 try:
-                    if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
+                    ready = httpx.get(
+                        f"{url}/-/ready",
+                        auth=web.auth if web is not None else None,
+                        verify=web.verify if web is not None and web.verify is not None else True,
+                        timeout=2,
+                    )
+                    if ready.status_code == 200:
                         break
                 except httpx.TransportError:
                     pass

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import ssl
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import bcrypt
-import httpx
 import pytest
 
 from advisor.history import read_history
@@ -21,9 +19,9 @@ from advisor.schedule.cycle import run_cycle
 from slicewise.cli import main
 from tests.advisor.deliver.servers import Certificates
 from tests.advisor.history.openmetrics import write_openmetrics
+from tests.advisor.history.server import WebConfig, backfill, prometheus_serving
 from tests.advisor.schedule.conftest import Site
 from tests.advisor.schedule.history import STEP, STEPS, write_fleet
-from tests.support import free_port, require_binary
 
 PROM_USER, PROM_PASSWORD = "slicewise", "prom-Secret-7"
 
@@ -31,14 +29,7 @@ PROM_USER, PROM_PASSWORD = "slicewise", "prom-Secret-7"
 @contextmanager
 def secured_prometheus(openmetrics: Path, workdir: Path, certs: Certificates) -> Iterator[str]:
     """Prometheus serving a backfilled TSDB over HTTPS with basic auth; yields its https:// URL."""
-    promtool, prometheus = require_binary("promtool"), require_binary("prometheus")
-    data = workdir / "tsdb"
-    subprocess.run(
-        [promtool, "tsdb", "create-blocks-from", "openmetrics", str(openmetrics), str(data)],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    data = backfill(openmetrics, workdir / "tsdb")
     cert, key = workdir / "server.pem", workdir / "server.key"
     certs.server.cert_chain_pems[0].write_to_path(str(cert))
     certs.server.private_key_pem.write_to_path(str(key))
@@ -47,50 +38,9 @@ def secured_prometheus(openmetrics: Path, workdir: Path, certs: Certificates) ->
     web.write_text(
         f"tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\nbasic_auth_users:\n  {PROM_USER}: '{hashed}'\n"
     )
-    config = workdir / "prometheus.yml"
-    config.write_text("global:\n  scrape_interval: 1m\n")
-    port = free_port()
-    url = f"https://127.0.0.1:{port}"
-    log = (workdir / "prometheus.log").open("w")
-    server = subprocess.Popen(
-        [
-            prometheus,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={data}",
-            "--storage.tsdb.retention.time=100y",
-            f"--web.listen-address=127.0.0.1:{port}",
-            f"--web.config.file={web}",
-            "--log.level=warn",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                ready = httpx.get(
-                    f"{url}/-/ready",
-                    auth=(PROM_USER, PROM_PASSWORD),
-                    verify=ssl.create_default_context(cafile=certs.ca_file),
-                    timeout=2,
-                )
-                if ready.status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"Prometheus did not start: {(workdir / 'prometheus.log').read_text()[-2000:]}")
-            time.sleep(0.2)
+    secured = WebConfig(web, (PROM_USER, PROM_PASSWORD), ssl.create_default_context(cafile=certs.ca_file))
+    with prometheus_serving(data, workdir, web=secured) as url:
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
 
 
 def _slicewise(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
