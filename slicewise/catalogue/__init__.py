@@ -56,7 +56,7 @@ class GpuModel:
 
     key: str  # catalogue key, e.g. H100-80GB
     nvml_names: tuple[str, ...]  # nvmlDeviceGetName values; the first is the one the simulator reports
-    pci_device_id: str
+    pci_device_ids: tuple[str, ...]  # every PCI device id of the family (mig-parted's device-filter group)
     architecture: str  # ampere | hopper
     memory_total_mib: int
     sm_count: int
@@ -69,6 +69,11 @@ class GpuModel:
     @property
     def name(self) -> str:
         return self.nvml_names[0]
+
+    @property
+    def pci_device_id(self) -> str:
+        """The PCI device id the simulator reports (the first of :attr:`pci_device_ids`)."""
+        return self.pci_device_ids[0]
 
     @property
     def memory_total_bytes(self) -> int:
@@ -139,7 +144,7 @@ def models() -> tuple[GpuModel, ...]:
             GpuModel(
                 key=m["key"],
                 nvml_names=tuple(m["nvml_names"]),
-                pci_device_id=m["pci_device_id"],
+                pci_device_ids=tuple(m["pci_device_ids"]),
                 architecture=m["architecture"],
                 memory_total_mib=m["memory_total_mib"],
                 sm_count=m["sm_count"],
