@@ -98,6 +98,7 @@ def compute_features(
         compute = _compute_stats(column("sm_active_gpu_fraction").to_numpy(dtype="float64"), groups)
         bar.advance()
         timing = _timing_stats(millis, groups, window, step)
+        evidence = _evidence_stats(millis, column("memory_used_bytes").to_numpy(dtype="int64"), groups)
         bar.advance()
         sharing = _mode(column("sharing"), groups)
         mig_rows = column("mig_profile")
@@ -108,7 +109,9 @@ def compute_features(
             np.maximum.at(processes, groups.ids, column("process_count").to_numpy(dtype="int64"))
         bar.advance()
         features = [
-            _features_of(g, groups, memory, compute, timing, sharing[g], profile[g], namespace[g], int(processes[g]))
+            _features_of(
+                g, groups, memory, compute, timing, evidence, sharing[g], profile[g], namespace[g], int(processes[g])
+            )
             for g in range(groups.count)
         ]
         bar.advance()
@@ -315,6 +318,26 @@ def _timing_stats(millis: np.ndarray, groups: _Groups, window: Window | None, st
     return _Timing(distinct=distinct, devices=devices, expected_steps=max(np.floor(expected + 1e-9), 1.0))
 
 
+@dataclass(frozen=True)
+class _Evidence:
+    span_ms: np.ndarray  # last minus first sample time per group
+    early_peak: np.ndarray  # peak memory over the first half of each group's own span
+
+
+def _evidence_stats(millis: np.ndarray, memory: np.ndarray, groups: _Groups) -> _Evidence:
+    """How long each workload was seen, and its peak over the first half of that time: a peak still growing when
+    the history doubles is one the advisor must not take as the workload's size (decide/evidence.py)."""
+    first = np.full(groups.count, np.iinfo(np.int64).max, dtype=np.int64)
+    last = np.full(groups.count, np.iinfo(np.int64).min, dtype=np.int64)
+    np.minimum.at(first, groups.ids, millis)
+    np.maximum.at(last, groups.ids, millis)
+    span = last - first
+    early = millis <= first[groups.ids] + span[groups.ids] // 2
+    early_peak = np.zeros(groups.count, dtype=np.int64)
+    np.maximum.at(early_peak, groups.ids[early], memory[early])
+    return _Evidence(span_ms=span, early_peak=early_peak)
+
+
 def _median_of_counts(counts: dict[int, int]) -> float:
     """The (lower) median of values given as value -> how often; 0 when there are none."""
     total = sum(counts.values())
@@ -340,6 +363,7 @@ def _features_of(
     memory: _Stats,
     compute: _Stats,
     timing: _Timing,
+    evidence: _Evidence,
     sharing: str,
     profile: str,
     namespace: str,
@@ -379,6 +403,8 @@ def _features_of(
         memory_quantiles={q: round(mq[_level(q)]) for q in QUANTILE_LEVELS},
         compute_quantiles=compute_quantiles,
         devices=int(timing.devices[g]),
+        span_seconds=float(evidence.span_ms[g]) / 1000,
+        memory_peak_first_half_bytes=int(evidence.early_peak[g]),
     )
 
 

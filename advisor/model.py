@@ -77,6 +77,10 @@ class WorkloadFeatures:
     memory_quantiles: dict[float, int] = field(default_factory=dict)  # QUANTILE_LEVELS -> bytes
     compute_quantiles: dict[float, float] | None = None  # QUANTILE_LEVELS -> GPU fraction
     devices: int = 1  # most devices (replicas) it ran on at once: the plan places this many
+    # evidence (a history file; None from Prometheus): seconds from its first to its last sample in the window, and
+    # its peak over the first half of that span, so the advisor can see whether its peak was still growing
+    span_seconds: float | None = None
+    memory_peak_first_half_bytes: int | None = None
 
     @property
     def key(self) -> WorkloadKey:
@@ -213,6 +217,7 @@ class ModelPlan:
     gpus_lower_bound: int  # proven: no packing can use fewer
     method: str  # e.g. "integer program (optimal)" or "first-fit decreasing (within 1 GPU of the bound)"
     gpus_per_node: int | None = None  # node size the plan lays GPUs out on (most GPUs of this model on one node)
+    gpus_busy_max: int | None = None  # the most GPUs of this model with a workload at once (a history file)
 
 
 @dataclass(frozen=True)
@@ -242,6 +247,9 @@ class FleetPlan:
     utilisation_before: Utilisation
     utilisation_after: Utilisation
     unplaced: tuple[Unplaced, ...] = ()
+    # the most GPUs with a workload on them at once (a history file; None from Prometheus): gpus_now counts every
+    # GPU seen in the window, so a GPU that stood idle or was replaced counts there but not here
+    gpus_busy_max: int | None = None
 
 
 @dataclass(frozen=True)
@@ -252,6 +260,12 @@ class Configs:
     device_plugin: str  # NVIDIA k8s device plugin sharing config (time-slicing, MPS)
     resource_requests: str  # per-workload Kubernetes resource requests
     nos: str | None = None  # nebuly nos requests/annotations, where it applies
+    # GPU Operator (advisor/configs/): the mig-parted file as the MIG manager's ConfigMap (key config.yaml), the
+    # gpu-operator Helm values that go with both ConfigMaps, and the rollout plan node by node ("" in older files)
+    mig_parted_configmap: str = ""
+    operator_values: str = ""
+    rollout_md: str = ""
+    rollout_json: str = ""
 
 
 @dataclass(frozen=True)

@@ -20,18 +20,23 @@ from advisor.configs import build_configs
 from advisor.decide import DEFAULT_RULES, Rules, decide
 from advisor.model import (
     RECOMMENDATION_VERSION,
+    FleetPlan,
     Mode,
     Recommendation,
     Window,
     WorkloadFeatures,
     WorkloadRecommendation,
 )
-from advisor.plan import Presence, plan_fleet
+from advisor.plan import BusyGpus, Presence, plan_fleet
 from advisor.plan.krr import krr_baseline
 from advisor.plan.today import today_from_history
+from slicewise import catalogue
+from slicewise.catalogue.tables import DriverTable
 from slicewise.errors import BadInput
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from advisor.history.connection import PrometheusConnection
     from advisor.history.prometheus import PrometheusClient
 
@@ -49,6 +54,8 @@ class SourceData:
     gpus_per_node: dict[str, int] = field(default_factory=dict)  # NVML product name -> most GPUs on one node
     presence: Presence | None = None  # who ran at the same time (a history file); None: assume always
     today: str | None = None  # where today's sharing is over-committed, in a sentence (a history file)
+    busy: BusyGpus | None = None  # the most GPUs with a workload at once (a history file)
+    profile_tables: tuple[DriverTable, ...] = ()  # driver-published MIG tables (advisor/history/profiles.py)
 
 
 def is_url(source: str | Path) -> bool:
@@ -56,12 +63,22 @@ def is_url(source: str | Path) -> bool:
 
 
 def load_file(path: Path, window: timedelta | None) -> SourceData:
-    from advisor.features import compute_features, trailing_window
-    from advisor.history import read_history
+    from dataclasses import replace
 
-    history = read_history(path)
+    from advisor.history import read_history
+    from advisor.history.profiles import read_beside
+
+    data = from_history(read_history(path), str(path), window)
+    return replace(data, profile_tables=tuple(read_beside(path)))
+
+
+def from_history(history: pd.DataFrame, description: str, window: timedelta | None) -> SourceData:
+    """What a validated history (``read_history``'s frame) gives the advisor over the trailing ``window``
+    (``None``: all of it). The backtest calls this with the history before an origin."""
+    from advisor.features import compute_features, trailing_window
+
     if history.empty:
-        raise BadInput(f"{path}: the history has no samples")
+        raise BadInput(f"{description}: the history has no samples")
     if window is None:  # the whole history
         features = compute_features(history, None)
         span = Window(start=history["timestamp"].min().to_pydatetime(), end=history["timestamp"].max().to_pydatetime())
@@ -78,7 +95,8 @@ def load_file(path: Path, window: timedelta | None) -> SourceData:
     presence = Presence.from_history(rows)
     today = today_from_history(rows).sentence()
     per_node_counts = {str(m): int(n) for m, n in per_node.items()}
-    return SourceData(str(path), span, features, gpus_now, per_node_counts, presence, today)
+    busy = BusyGpus.from_history(rows, presence.bin_s)
+    return SourceData(description, span, features, gpus_now, per_node_counts, presence, today, busy)
 
 
 # One series per GPU seen in the window, from slicewise's exporter and from dcgm-exporter (deduplicated by UUID).
@@ -128,9 +146,12 @@ def load_prometheus(
     span = Window(start=end - (window or DEFAULT_WINDOW), end=end)
     with connection.source() as source:
         features = source.features(span)
+    from advisor.history.profiles import from_prometheus
+
     with connection.client() as client:
         gpus_now, gpus_per_node = prometheus_gpus(client, span)
-    return SourceData(connection.url, span, features, gpus_now, gpus_per_node)
+        tables = tuple(from_prometheus(client, span.end))
+    return SourceData(connection.url, span, features, gpus_now, gpus_per_node, profile_tables=tables)
 
 
 def load(
@@ -155,6 +176,7 @@ def recommend_from_features(
     gpus_per_node: Mapping[str, int] | None = None,
     presence: Presence | None = None,
     today: str | None = None,
+    busy: BusyGpus | None = None,
     seed: int = 0,
     rules: Rules = DEFAULT_RULES,
     generated_at: datetime | None = None,
@@ -165,14 +187,19 @@ def recommend_from_features(
     if not features:
         raise BadInput(f"{source}: no workload has samples in the window {window.start} .. {window.end}")
     classification = classify(list(features), seed=seed)
-    decisions = decide(classification, features, rules)
-    plan = plan_fleet(decisions.workloads, gpus_now, decisions.unplaced, gpus_per_node=gpus_per_node, fallback=fallback)
+    decisions = decide(classification, features, rules, (window.end - window.start).total_seconds())
+    plan = plan_fleet(
+        decisions.workloads,
+        gpus_now,
+        decisions.unplaced,
+        gpus_per_node=gpus_per_node,
+        presence=presence,
+        fallback=fallback,
+        busy=busy,
+    )
     configs = build_configs(plan, decisions.workloads)
-    saved = plan.gpus_now - plan.gpus_needed
-    change = f"{saved} fewer" if saved >= 0 else f"{-saved} more"
     notes = [
-        f"{plan.gpus_needed} GPUs needed for {len(decisions.workloads)} workloads, against {plan.gpus_now} in use "
-        f"now ({change}); no plan can use fewer than {plan.gpus_lower_bound} for these decisions.",
+        headline(plan, len(decisions.workloads)),
         *([today] if today else []),
         risk_taken(decisions.workloads),
         *decisions.notes,
@@ -190,6 +217,26 @@ def recommend_from_features(
         configs=configs,
         notes=tuple(notes),
     )
+
+
+def headline(plan: FleetPlan, workloads: int) -> str:
+    """GPUs needed against GPUs in the fleet, and against the most busy at once where the history shows it: the
+    saving is measured against the fleet (every GPU seen in the window), and the busy figure says how much of that
+    saving idle or replaced GPUs make."""
+    saved = plan.gpus_now - plan.gpus_needed
+    change = f"{saved} fewer" if saved >= 0 else f"{-saved} more"
+    text = (
+        f"{plan.gpus_needed} GPUs needed for {workloads} workloads, against {plan.gpus_now} GPUs in the fleet "
+        f"({change}; every GPU seen in the window)"
+    )
+    if plan.gpus_busy_max is not None:
+        busy_saved = plan.gpus_busy_max - plan.gpus_needed
+        text += (
+            f" and {plan.gpus_busy_max} busy at once at most ("
+            + (f"{busy_saved} fewer" if busy_saved >= 0 else f"{-busy_saved} more")
+            + ")"
+        )
+    return text + f"; no plan can use fewer than {plan.gpus_lower_bound} for these decisions."
 
 
 def risk_taken(workloads: Sequence[WorkloadRecommendation]) -> str:
@@ -216,6 +263,41 @@ def risk_taken(workloads: Sequence[WorkloadRecommendation]) -> str:
     return "; ".join(parts) + "."
 
 
+def recommend_data(
+    data: SourceData,
+    seed: int = 0,
+    *,
+    rules: Rules = DEFAULT_RULES,
+    generated_at: datetime | None = None,
+) -> Recommendation:
+    """The advice for what a source gave (``load``, ``from_history``). GPU models the catalogue lacks are advised
+    from the driver's MIG tables the source carries; where those disagree with the catalogue, a note says so."""
+    from dataclasses import replace
+
+    from advisor.history.profiles import learn
+
+    learned = learn(data.profile_tables)
+    with catalogue.learned(learned.models):
+        rec = _recommend_data(data, seed, rules=rules, generated_at=generated_at)
+    return replace(rec, notes=(*rec.notes, *learned.warnings)) if learned.warnings else rec
+
+
+def _recommend_data(data: SourceData, seed: int, *, rules: Rules, generated_at: datetime | None) -> Recommendation:
+    return recommend_from_features(
+        data.features,
+        window=data.window,
+        source=data.description,
+        gpus_now=data.gpus_now,
+        gpus_per_node=data.gpus_per_node,
+        presence=data.presence,
+        today=data.today,
+        busy=data.busy,
+        seed=seed,
+        rules=rules,
+        generated_at=generated_at,
+    )
+
+
 def recommend(
     source: str | Path | PrometheusConnection,
     window: timedelta | None = DEFAULT_WINDOW,
@@ -227,16 +309,4 @@ def recommend(
 ) -> Recommendation:
     """Everything ``slicewise advise`` reports, from a history file or Prometheus (a URL, or a connection with its
     authentication)."""
-    data = load(source, window, now)
-    return recommend_from_features(
-        data.features,
-        window=data.window,
-        source=data.description,
-        gpus_now=data.gpus_now,
-        gpus_per_node=data.gpus_per_node,
-        presence=data.presence,
-        today=data.today,
-        seed=seed,
-        rules=rules,
-        generated_at=generated_at,
-    )
+    return recommend_data(load(source, window, now), seed, rules=rules, generated_at=generated_at)

@@ -39,6 +39,9 @@ class Demand:
     duty_cycle: float | None  # busiest member's share of busy samples
     namespaces: frozenset[str]  # "" (unknown) excluded
     already_mps: bool  # every member runs as an MPS client today
+    # where the evidence says more than peak x (1 + headroom) (decide/evidence.py): the need, and why
+    memory_need_override: int | None = None
+    evidence: str | None = None
 
     @property
     def instances(self) -> int:
@@ -52,6 +55,8 @@ class Demand:
 
     @property
     def memory_need_bytes(self) -> int:
+        if self.memory_need_override is not None:
+            return self.memory_need_override
         return math.ceil(self.memory_peak_bytes * (1 + self.headroom))
 
     @property
@@ -71,10 +76,16 @@ class Demand:
     @property
     def size_sentence(self) -> str:
         who = "the largest member's" if len(self.members) > 1 else "its"
-        text = (
-            f"Sized for {who} peak memory {gib(self.memory_peak_bytes)} (p99 {gib(self.memory_p99_bytes)}) "
-            f"plus {pct(self.headroom)} headroom: {gib(self.memory_need_bytes)}"
-        )
+        if self.evidence is not None:
+            text = (
+                f"Its peak memory so far is {gib(self.memory_peak_bytes)} (p99 {gib(self.memory_p99_bytes)}). "
+                f"{self.evidence} It is sized for {gib(self.memory_need_bytes)} of memory"
+            )
+        else:
+            text = (
+                f"Sized for {who} peak memory {gib(self.memory_peak_bytes)} (p99 {gib(self.memory_p99_bytes)}) "
+                f"plus {pct(self.headroom)} headroom: {gib(self.memory_need_bytes)}"
+            )
         if self.compute_p95 is None or self.compute_need is None:
             return text + "; its compute was not measured (no per-MIG SM activity on this GPU without dcgm-exporter)."
         if self.compute_headroom > 0:
@@ -85,7 +96,16 @@ class Demand:
         return text + f", and its p95 compute, {self.compute_p95:.2f} of a GPU."
 
 
-def demand_of(members: Sequence[WorkloadFeatures], headroom: float, compute_headroom: float = 0.0) -> Demand:
+def demand_of(
+    members: Sequence[WorkloadFeatures],
+    headroom: float,
+    compute_headroom: float = 0.0,
+    *,
+    memory_need: int | None = None,
+    evidence: str | None = None,
+) -> Demand:
+    """What ``members`` need together; ``memory_need`` (with its ``evidence`` sentence) where decide/evidence.py
+    says more than the largest peak plus ``headroom``."""
     if not members:
         raise ValueError("a demand needs at least one workload")
     compute_known = all(m.compute_known for m in members)
@@ -105,4 +125,6 @@ def demand_of(members: Sequence[WorkloadFeatures], headroom: float, compute_head
         ),
         namespaces=frozenset(m.namespace for m in members if m.namespace),
         already_mps=all(m.sharing == Sharing.MPS for m in members),
+        memory_need_override=memory_need,
+        evidence=evidence,
     )

@@ -19,7 +19,16 @@ from dataclasses import dataclass, replace
 
 from advisor.decide.choose import Choice, choose, mode_name
 from advisor.decide.demand import Demand, demand_of, gib, pct
-from advisor.decide.fits import Fit, instances_per_gpu, mig_fit, slice_share, timeslice_fit
+from advisor.decide.evidence import (
+    ClassEvidence,
+    class_evidence,
+    evidence_sentence,
+    expected_peak,
+    fleet_growth,
+    memory_need,
+    thin_reason,
+)
+from advisor.decide.fits import Fit, exclusive_fit, instances_per_gpu, mig_fit, slice_share, timeslice_fit
 from advisor.decide.risk import assess
 from advisor.decide.rules import DEFAULT_RULES, Rules
 from advisor.model import (
@@ -35,6 +44,7 @@ from advisor.model import (
 )
 from slicewise.catalogue import GpuModel, find_model
 from slicewise.errors import JobFailed
+from slicewise.history_schema import Sharing
 
 
 @dataclass(frozen=True)
@@ -251,15 +261,80 @@ def _with_member_summary(class_decision: Decision, members: Sequence[Decision]) 
     return replace(class_decision, reasons=(*class_decision.reasons, sentence))
 
 
+def _member_demand(f: WorkloadFeatures, ev: ClassEvidence, rules: Rules) -> Demand:
+    """A member sized on its own numbers, with the headroom and the expected peak its class's evidence gives."""
+    expected = expected_peak(f, ev)
+    need = memory_need(f.memory_peak_bytes, expected, ev, rules)
+    return demand_of(
+        [f],
+        ev.headroom,
+        rules.compute_headroom,
+        memory_need=need,
+        evidence=evidence_sentence(f.memory_peak_bytes, expected, ev, rules),
+    )
+
+
+def _class_demand(
+    members: Sequence[WorkloadFeatures], own: Sequence[Demand], ev: ClassEvidence, rules: Rules
+) -> Demand:
+    """The class's setting covers its neediest member."""
+    neediest = max(own, key=lambda d: d.memory_need_bytes)
+    return demand_of(
+        members,
+        ev.headroom,
+        rules.compute_headroom,
+        memory_need=neediest.memory_need_bytes,
+        evidence=f"Its neediest member: {neediest.evidence}" if neediest.evidence else None,
+    )
+
+
+def _thin_decision(
+    f: WorkloadFeatures, why: str, ev: ClassEvidence, gpu: GpuModel, rules: Rules, lead: str | None = None
+) -> Decision:
+    """A workload whose own history is too short to size it: it keeps the whole GPU it has today, or else is sized
+    for the largest peak its class's well-observed members reached (and at least the MIG slice it has today)."""
+    reach = max(ev.peak_max_bytes, f.memory_peak_bytes)
+    first = f"Too little history to size it from its own past: {why}."
+    if f.sharing == Sharing.EXCLUSIVE or ev.mature == 0:
+        fit = exclusive_fit(gpu)
+        reasons = [
+            *([lead] if lead else []),
+            first,
+            f"It keeps a whole {gpu.name} (as it runs today) until it has shown its size"
+            + (f": its class's well-observed members reach up to {gib(reach)}." if ev.mature else "."),
+        ]
+        return _decision(fit, gpu, f.gpu_model, reasons, assess(fit, [f], rules), rules)
+    need = math.ceil(reach * (1 + rules.headroom))
+    today = next((p for p in gpu.profiles if p.name == f.mig_profile), None)
+    if today is not None:  # at least the MIG slice it has today
+        need = max(need, today.memory_bytes)
+    sentence = (
+        f"{first} It is sized for the largest peak its class's {ev.mature} well-observed members reached, "
+        f"{gib(reach)}, plus {pct(rules.headroom)}: {gib(need)}."
+    )
+    demand = demand_of([f], rules.headroom, rules.compute_headroom, memory_need=need, evidence=sentence)
+    choice = choose(demand, gpu, rules)
+    return _from_choice(
+        Choice(choice.fit, (*([lead] if lead else []), *choice.reasons)), gpu, f.gpu_model, [f], rules, _own_group(f)
+    )
+
+
 def _own_group(f: WorkloadFeatures) -> str:
     """A workload decided on its own shares an MPS server only among its own replicas."""
     return f.workload
 
 
 def decide(
-    classification: Classification, features: Sequence[WorkloadFeatures], rules: Rules = DEFAULT_RULES
+    classification: Classification,
+    features: Sequence[WorkloadFeatures],
+    rules: Rules = DEFAULT_RULES,
+    window_s: float | None = None,
 ) -> Decisions:
-    """Decide per class and GPU model, then per workload. Returns :class:`Decisions`."""
+    """Decide per class and GPU model, then per workload. ``window_s``: the window's length, against which a
+    workload's own span is judged (decide/evidence.py; default: the longest span seen). Returns :class:`Decisions`."""
+    if window_s is None:
+        window_s = max((f.span_seconds or 0.0 for f in features), default=0.0) or rules.evidence_min_span_s
+    fleet = fleet_growth(features, window_s, rules)
     by_key: dict[WorkloadKey, WorkloadFeatures] = {f.key: f for f in features}
     classified: set[WorkloadKey] = set()
     class_recs: list[ClassRecommendation] = []
@@ -290,13 +365,16 @@ def decide(
                     unplace(f, reason, cls.id)
             if gpu is None or not placeable:
                 continue
-            demand = demand_of(placeable, rules.headroom, rules.compute_headroom)
+            ev = class_evidence(placeable, window_s, rules, fleet)
+            own = [_member_demand(f, ev, rules) for f in placeable]
+            demand = _class_demand(placeable, own, ev, rules)
             class_choice = choose(demand, gpu, rules)
             group = demand.trust_domain or cls.id  # who may share its MPS servers: one namespace, else the class
             class_decision = _from_choice(class_choice, gpu, gpu_model, placeable, rules, group)
-            own = [demand_of([f], rules.headroom, rules.compute_headroom) for f in placeable]
             member_decisions = [
-                _member_decision(f, d, class_choice, placeable, group, gpu, rules)
+                _thin_decision(f, why, ev, gpu, rules)
+                if (why := thin_reason(f, window_s, rules)) is not None
+                else _member_decision(f, d, class_choice, placeable, group, gpu, rules)
                 for f, d in zip(placeable, own, strict=True)
             ]
             if class_choice.fit.mode == Mode.MIG:
@@ -322,18 +400,17 @@ def decide(
         if reason is not None or gpu is None:
             unplace(f, reason or "", None)
             continue
-        choice = choose(demand_of([f], rules.headroom, rules.compute_headroom), gpu, rules)
         lead = "An outlier, unlike any class, so it is decided on its own."
-        workload_recs.append(
-            WorkloadRecommendation(
-                f.workload,
-                None,
-                f.gpu_model,
-                f,
-                True,
-                _from_choice(Choice(choice.fit, (lead, *choice.reasons)), gpu, f.gpu_model, [f], rules, _own_group(f)),
+        ev = class_evidence([f], window_s, rules, fleet)
+        why = thin_reason(f, window_s, rules)
+        if why is not None:
+            decision = _thin_decision(f, why, ev, gpu, rules, lead)
+        else:
+            choice = choose(_member_demand(f, ev, rules), gpu, rules)
+            decision = _from_choice(
+                Choice(choice.fit, (lead, *choice.reasons)), gpu, f.gpu_model, [f], rules, _own_group(f)
             )
-        )
+        workload_recs.append(WorkloadRecommendation(f.workload, None, f.gpu_model, f, True, decision))
 
     workload_recs.sort(key=lambda w: (w.workload, w.gpu_model))
     _check_never_below_peak(workload_recs)

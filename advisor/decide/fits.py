@@ -111,7 +111,8 @@ def timeslice_fit(d: Demand, gpu: GpuModel, rules: Rules) -> Fit | NoFit:
             f"it is busy in {pct(d.duty_cycle)} of samples, more than the {pct(rules.idle_duty_cycle)} of a "
             f"mostly-idle workload, and time-slicing makes busy tenants take turns",
         )
-    by_memory = gpu.memory_total_bytes // d.memory_need_bytes
+    # an idle workload (no memory held all window) needs no memory share: it is not what limits the replicas
+    by_memory = gpu.memory_total_bytes // max(d.memory_need_bytes, 1)
     by_contention = (
         rules.timeslice_max_replicas
         if d.duty_cycle * rules.timeslice_max_replicas <= rules.timeslice_max_busy_cotenants

@@ -44,6 +44,19 @@ class Rules:
     # worth the isolation.
     member_own_mode_min_gain: float = 2.0
 
+    # Evidence (decide/evidence.py): a workload seen for less than a day and less than a quarter of the window, or
+    # in fewer than 30 samples, has not shown its peak (the real trace's pods peak 1 to 17 hours into their day).
+    evidence_min_span_s: float = 24 * 3600.0
+    evidence_min_span_share: float = 0.25
+    evidence_min_samples: int = 30
+    # Members of a class reach this quantile of their classmates' peak-to-median ratios; the calibrated headroom is
+    # this quantile of what doubling the history did to their peaks, from at least this many well-observed members
+    # (else the fleet's), and at most 100 %.
+    evidence_peak_quantile: float = 0.9
+    evidence_growth_quantile: float = 0.9
+    evidence_min_members: int = 5
+    evidence_max_headroom: float = 1.0
+
     # Risk levels: compute exceedance (share of past samples that wanted more compute than the limit gives: they
     # run slower, they do not fail) at or below `low` is low risk, above `high` is high risk.
     compute_exceed_low: float = 0.01

@@ -3,6 +3,6 @@ a proven lower bound. ``plan_fleet`` is the entry point; mig.py holds the intege
 
 from advisor.plan.fleet import mig_config_name, plan_fleet
 from advisor.plan.mig import MigPacking, pack_mig
-from advisor.plan.presence import Presence
+from advisor.plan.presence import BusyGpus, Presence
 
-__all__ = ["MigPacking", "Presence", "mig_config_name", "pack_mig", "plan_fleet"]
+__all__ = ["BusyGpus", "MigPacking", "Presence", "mig_config_name", "pack_mig", "plan_fleet"]

@@ -35,7 +35,7 @@ from advisor.model import (
 )
 from advisor.plan.geometries import Geometry
 from advisor.plan.mig import pack_mig
-from advisor.plan.presence import Presence
+from advisor.plan.presence import BusyGpus, Presence
 from advisor.plan.utilisation import utilisation
 from slicewise.catalogue import GpuModel, find_model, place
 
@@ -199,6 +199,7 @@ def plan_fleet(
     gpus_per_node: Mapping[str, int] | None = None,
     presence: Presence | None = None,
     fallback: str | None = None,
+    busy: BusyGpus | None = None,
 ) -> FleetPlan:
     """Plan every GPU model the history shows (``gpus_now``: NVML product name -> distinct GPUs seen;
     ``gpus_per_node``: the most GPUs of a model on one node, default 8; ``presence``: who ran at the same time, so
@@ -244,7 +245,15 @@ def plan_fleet(
         if kept.get(gpu_model):
             parts.append(f"{kept[gpu_model]} GPU(s) kept as they are for unplaced workloads")
         model_plans.append(
-            ModelPlan(gpu_model, now, needed, bound, "; ".join(parts) or "nothing to place", gpus_per_node=per_node)
+            ModelPlan(
+                gpu_model,
+                now,
+                needed,
+                bound,
+                "; ".join(parts) or "nothing to place",
+                gpus_per_node=per_node,
+                gpus_busy_max=busy.per_model.get(gpu_model) if busy else None,
+            )
         )
 
     before, after = utilisation(workloads, unplaced_keys, gpus_now, model_plans)
@@ -257,4 +266,5 @@ def plan_fleet(
         utilisation_before=before,
         utilisation_after=after,
         unplaced=tuple(unplaced),
+        gpus_busy_max=busy.total if busy else None,
     )

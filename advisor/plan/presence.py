@@ -74,3 +74,28 @@ class Presence:
         bins = np.concatenate([self.bins[self.starts[i] : self.starts[i + 1]] for i in parts])
         devices = np.concatenate([self.devices[self.starts[i] : self.starts[i + 1]] for i in parts])
         return int(np.bincount(bins, weights=devices).max().round())
+
+
+@dataclass(frozen=True)
+class BusyGpus:
+    """The most GPUs that had a workload at once, per model and in all: what the fleet really used, as against
+    every GPU seen in the window (a GPU replaced or idle for the whole window counts there, not here)."""
+
+    per_model: dict[str, int]
+    total: int
+
+    @classmethod
+    def from_history(cls, rows: pd.DataFrame, bin_s: int = MIN_BIN_S) -> BusyGpus:
+        if rows.empty:
+            return cls({}, 0)
+        seconds = rows["timestamp"].to_numpy("datetime64[s]").astype(np.int64)
+        frame = pd.DataFrame(
+            {
+                "bin": (seconds - seconds.min()) // bin_s,
+                "model": rows["gpu_model"].astype(str).to_numpy(),
+                "gpu": rows["gpu_uuid"].astype(str).to_numpy(),
+            }
+        ).drop_duplicates()
+        per_bin = frame.groupby(["model", "bin"]).size()
+        per_model = {str(m): int(n) for m, n in per_bin.groupby(level=0).max().items()}
+        return cls(per_model, int(frame.groupby("bin").size().max()))
