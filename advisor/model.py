@@ -156,6 +156,8 @@ class Decision:
     risk: Risk
     # MPS: the trust domain (a namespace, or a class) whose workloads, and only those, may share an MPS server
     sharing_group: str | None = None
+    # a few percent more or less usage would change the setting (decide/margin.py); the reasons say how
+    near_line: bool = False
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from advisor.configs import build_configs
 from advisor.decide import DEFAULT_RULES, Rules, decide
+from advisor.decide.contention import CoBusy
 from advisor.model import (
     RECOMMENDATION_VERSION,
     FleetPlan,
@@ -55,6 +56,7 @@ class SourceData:
     presence: Presence | None = None  # who ran at the same time (a history file); None: assume always
     today: str | None = None  # where today's sharing is over-committed, in a sentence (a history file)
     busy: BusyGpus | None = None  # the most GPUs with a workload at once (a history file)
+    cobusy: CoBusy | None = None  # who was busy when (a history file): measured time-slicing contention
     profile_tables: tuple[DriverTable, ...] = ()  # driver-published MIG tables (advisor/history/profiles.py)
 
 
@@ -96,7 +98,8 @@ def from_history(history: pd.DataFrame, description: str, window: timedelta | No
     today = today_from_history(rows).sentence()
     per_node_counts = {str(m): int(n) for m, n in per_node.items()}
     busy = BusyGpus.from_history(rows, presence.bin_s)
-    return SourceData(description, span, features, gpus_now, per_node_counts, presence, today, busy)
+    cobusy = CoBusy.from_history(rows)
+    return SourceData(description, span, features, gpus_now, per_node_counts, presence, today, busy, cobusy)
 
 
 # One series per GPU seen in the window, from slicewise's exporter and from dcgm-exporter (deduplicated by UUID).
@@ -177,6 +180,7 @@ def recommend_from_features(
     presence: Presence | None = None,
     today: str | None = None,
     busy: BusyGpus | None = None,
+    cobusy: CoBusy | None = None,
     seed: int = 0,
     rules: Rules = DEFAULT_RULES,
     generated_at: datetime | None = None,
@@ -187,7 +191,7 @@ def recommend_from_features(
     if not features:
         raise BadInput(f"{source}: no workload has samples in the window {window.start} .. {window.end}")
     classification = classify(list(features), seed=seed)
-    decisions = decide(classification, features, rules, (window.end - window.start).total_seconds())
+    decisions = decide(classification, features, rules, (window.end - window.start).total_seconds(), cobusy)
     plan = plan_fleet(
         decisions.workloads,
         gpus_now,
@@ -292,6 +296,7 @@ def _recommend_data(data: SourceData, seed: int, *, rules: Rules, generated_at: 
         presence=data.presence,
         today=data.today,
         busy=data.busy,
+        cobusy=data.cobusy,
         seed=seed,
         rules=rules,
         generated_at=generated_at,

@@ -13,12 +13,14 @@ Isolation is only given up for a gain: with equal packing MIG wins, because its 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
+from advisor.decide.contention import CoBusy
 from advisor.decide.demand import Demand, gib, pct
 from advisor.decide.fits import Fit, NoFit, exclusive_fit, mig_fit, mps_fit, timeslice_fit
 from advisor.decide.rules import Rules
-from advisor.model import Mode
+from advisor.model import Mode, WorkloadKey
 from slicewise.catalogue import GpuModel
 
 _NOS = "nos measured, for 7 pods on an A100-80GB, 0.320 s mean latency with MPS, 0.344 s with MIG, 0.685 s time-sliced"
@@ -64,9 +66,41 @@ def _timeslice_pays(ts: Fit, mig: Fit | NoFit, d: Demand) -> bool:
     return bursts_throttled and math.ceil(d.instances / ts.per_gpu) <= math.ceil(d.instances / mig.per_gpu)
 
 
-def choose(d: Demand, gpu: GpuModel, rules: Rules) -> Choice:
+def measured_timeslice(
+    ts: Fit | NoFit, pool: Sequence[WorkloadKey], gpu: GpuModel, rules: Rules, cobusy: CoBusy | None
+) -> tuple[Fit | NoFit, float | None]:
+    """Time-slicing replicas cut down until the contention measured in the history (decide/contention.py) is at
+    most ``Rules.timeslice_max_contention``; no time-slicing where even two tenants contend more than that."""
+    if not isinstance(ts, Fit) or ts.replicas is None or cobusy is None:
+        return ts, None
+    measured = None
+    for replicas in range(ts.replicas, 1, -1):
+        measured = cobusy.contention(pool, replicas)
+        if measured is None or measured <= rules.timeslice_max_contention:
+            return replace(
+                ts, replicas=replicas, per_gpu=replicas, memory_limit_bytes=gpu.memory_total_bytes // replicas
+            ), measured
+    assert measured is not None
+    return NoFit(
+        Mode.TIMESLICE,
+        f"in the history, when one of these workloads was busy another was busy {pct(measured)} of the time even "
+        f"with two per GPU (measured; at most {pct(rules.timeslice_max_contention)} allowed)",
+    ), measured
+
+
+def choose(
+    d: Demand,
+    gpu: GpuModel,
+    rules: Rules,
+    cobusy: CoBusy | None = None,
+    pool: Sequence[WorkloadKey] | None = None,
+) -> Choice:
+    """The mode for demand ``d``; ``cobusy`` (who was busy when, from a history file) and ``pool`` (the workloads
+    that may share its time-sliced GPUs, by default its members) let time-slicing use measured contention."""
     mig = mig_fit(d, gpu)
-    ts = timeslice_fit(d, gpu, rules)
+    ts, measured = measured_timeslice(
+        timeslice_fit(d, gpu, rules), pool or [m.key for m in d.members], gpu, rules, cobusy
+    )
     mps = mps_fit(d, gpu, rules)
     mig_per_gpu = mig.per_gpu if isinstance(mig, Fit) else 1
     sized = d.size_sentence
@@ -91,8 +125,15 @@ def choose(d: Demand, gpu: GpuModel, rules: Rules) -> Choice:
                 "GPU, so time-slicing lets each burst use the whole GPU (nos: 0.088 s alone time-sliced vs 0.342 s "
                 "on a small MIG slice).",
                 f"{r} replicas: {r} x {gib(d.memory_need_bytes)} = {gib(r * d.memory_need_bytes)} fits the GPU's "
-                f"{gib(gpu.memory_total_bytes)}, and a burst meets on average {(r - 1) * d.duty_cycle:.2f} other "
-                f"busy tenants (at most {rules.timeslice_max_busy_cotenants:.2f} allowed).",
+                f"{gib(gpu.memory_total_bytes)}, and "
+                + (
+                    f"in the history a burst would have met another busy tenant {pct(measured)} of the time "
+                    f"(measured; at most {pct(rules.timeslice_max_contention)} allowed)."
+                    if measured is not None
+                    else f"a burst meets on average {(r - 1) * d.duty_cycle:.2f} other busy tenants (at most "
+                    f"{rules.timeslice_max_busy_cotenants:.2f} allowed; estimated from duty cycles, tenants taken "
+                    "as independent)."
+                ),
                 packing,
                 f"Time-slicing has no memory isolation: each tenant's share, {gib(ts.memory_limit_bytes)}, covers "
                 "its peak plus headroom, but a tenant growing past its past peak can OOM the others.",

@@ -17,7 +17,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from advisor.decide.choose import Choice, choose, mode_name
+from advisor.decide.choose import Choice, choose, measured_timeslice, mode_name
+from advisor.decide.contention import CoBusy
 from advisor.decide.demand import Demand, demand_of, gib, pct
 from advisor.decide.evidence import (
     ClassEvidence,
@@ -29,6 +30,8 @@ from advisor.decide.evidence import (
     thin_reason,
 )
 from advisor.decide.fits import Fit, exclusive_fit, instances_per_gpu, mig_fit, slice_share, timeslice_fit
+from advisor.decide.margin import with_margin
+from advisor.decide.mps_pool import Candidate, pool_mps_by_namespace
 from advisor.decide.risk import assess
 from advisor.decide.rules import DEFAULT_RULES, Rules
 from advisor.model import (
@@ -86,9 +89,18 @@ def _from_choice(
     members: Sequence[WorkloadFeatures],
     rules: Rules,
     group: str | None = None,
+    cobusy: CoBusy | None = None,
+    pool: Sequence[WorkloadFeatures] | None = None,
 ) -> Decision:
-    risk = assess(choice.fit, members, rules)
+    risk = assess(choice.fit, members, rules, pool, _measured(choice.fit, pool or members, cobusy))
     return _decision(choice.fit, gpu, gpu_model, choice.reasons, risk, rules, group)
+
+
+def _measured(fit: Fit, pool: Sequence[WorkloadFeatures], cobusy: CoBusy | None) -> float | None:
+    """The contention measured in the history for a time-sliced ``fit`` shared by ``pool`` (None elsewhere)."""
+    if cobusy is None or fit.mode != Mode.TIMESLICE or fit.replicas is None:
+        return None
+    return cobusy.contention([f.key for f in pool], fit.replicas)
 
 
 def _kept_as_is(f: WorkloadFeatures, reason: str) -> Decision:
@@ -134,10 +146,12 @@ def _member_decision(
     group: str,
     gpu: GpuModel,
     rules: Rules,
+    cobusy: CoBusy | None = None,
 ) -> Decision:
     fit = class_choice.fit
     mode = mode_name(fit.mode)
-    alone = choose(own, gpu, rules)
+    keys = [m.key for m in classmates]
+    alone = choose(own, gpu, rules, cobusy, keys)
     if fit.mode == Mode.MIG:
         mine = mig_fit(own, gpu)
         if isinstance(mine, Fit) and mine.profile is not None:
@@ -161,7 +175,15 @@ def _member_decision(
                 f"{gib(fit.memory_limit_bytes)} each.",
                 *class_choice.reasons[1:],
             )
-            return _decision(fit, gpu, f.gpu_model, reasons, assess(fit, [f], rules, classmates), rules, group)
+            return _decision(
+                fit,
+                gpu,
+                f.gpu_model,
+                reasons,
+                assess(fit, [f], rules, classmates, _measured(fit, classmates, cobusy)),
+                rules,
+                group,
+            )
     if fit.mode == Mode.EXCLUSIVE:
         # a class needs whole GPUs for its largest member; a smaller member that fits a shared mode on its own
         # should not hold a whole GPU for that
@@ -173,7 +195,9 @@ def _member_decision(
         )
     else:
         lead = f"Its class's {mode} setting cannot hold it, so it is decided on its own."
-    return _from_choice(Choice(alone.fit, (lead, *alone.reasons)), gpu, f.gpu_model, [f], rules, _own_group(f))
+    return _from_choice(
+        Choice(alone.fit, (lead, *alone.reasons)), gpu, f.gpu_model, [f], rules, _own_group(f), cobusy, classmates
+    )
 
 
 @dataclass(frozen=True)
@@ -191,6 +215,7 @@ def _pool_bursty_members(
     decisions: Sequence[Decision],
     gpu: GpuModel,
     rules: Rules,
+    cobusy: CoBusy | None = None,
 ) -> list[Decision]:
     """Members of a MIG class whose bursts make their own slice large (a notebook alone on a whole GPU bursting to
     0.4 of it) while time-slicing would pack at least ``Rules.member_own_mode_min_gain`` times as many per GPU.
@@ -218,8 +243,17 @@ def _pool_bursty_members(
     slices_gpus = sum(b.demand.instances * b.slice_share for b in bursty)
     if pool_gpus > slices_gpus:
         return list(decisions)
-    pooled = replace(rules, timeslice_max_replicas=replicas)
     together = [b.features for b in bursty]
+    if cobusy is not None:  # fewer replicas where the pool's tenants were busy together too often
+        first = timeslice_fit(bursty[0].demand, gpu, replace(rules, timeslice_max_replicas=replicas))
+        cut, _ = measured_timeslice(first, [f.key for f in together], gpu, rules, cobusy)
+        if not isinstance(cut, Fit) or cut.replicas is None:
+            return list(decisions)
+        replicas = cut.replicas
+        pool_gpus = math.ceil(instances / replicas)
+        if pool_gpus > slices_gpus:
+            return list(decisions)
+    pooled = replace(rules, timeslice_max_replicas=replicas)
     out = list(decisions)
     for b in bursty:
         fit = timeslice_fit(b.demand, gpu, pooled)
@@ -237,7 +271,12 @@ def _pool_bursty_members(
             "Time-slicing has no memory isolation: a tenant growing past its past peak can OOM the others.",
         )
         out[b.index] = _decision(
-            fit, gpu, b.features.gpu_model, reasons, assess(fit, [b.features], rules, together), rules
+            fit,
+            gpu,
+            b.features.gpu_model,
+            reasons,
+            assess(fit, [b.features], rules, together, _measured(fit, together, cobusy)),
+            rules,
         )
     return out
 
@@ -289,7 +328,13 @@ def _class_demand(
 
 
 def _thin_decision(
-    f: WorkloadFeatures, why: str, ev: ClassEvidence, gpu: GpuModel, rules: Rules, lead: str | None = None
+    f: WorkloadFeatures,
+    why: str,
+    ev: ClassEvidence,
+    gpu: GpuModel,
+    rules: Rules,
+    lead: str | None = None,
+    cobusy: CoBusy | None = None,
 ) -> Decision:
     """A workload whose own history is too short to size it: it keeps the whole GPU it has today, or else is sized
     for the largest peak its class's well-observed members reached (and at least the MIG slice it has today)."""
@@ -313,10 +358,68 @@ def _thin_decision(
         f"{gib(reach)}, plus {pct(rules.headroom)}: {gib(need)}."
     )
     demand = demand_of([f], rules.headroom, rules.compute_headroom, memory_need=need, evidence=sentence)
-    choice = choose(demand, gpu, rules)
+    choice = choose(demand, gpu, rules, cobusy)
     return _from_choice(
         Choice(choice.fit, (*([lead] if lead else []), *choice.reasons)), gpu, f.gpu_model, [f], rules, _own_group(f)
     )
+
+
+def _pool_key(w: WorkloadRecommendation) -> tuple[str, Mode, int | None, str | None]:
+    """Workloads with the same key share time-sliced or MPS GPUs (as plan/fleet.py groups them)."""
+    d = w.decision
+    return (w.gpu_model, d.mode, d.replicas, d.sharing_group if d.mode == Mode.MPS else None)
+
+
+def _no_pools_of_one(
+    recs: Sequence[WorkloadRecommendation], needs: dict[int, tuple[Demand, GpuModel]], rules: Rules
+) -> dict[int, Decision]:
+    """A time-slicing or MPS pool holding one workload's single device saves nothing: it fills a GPU alone. Such
+    a workload joins a time-slicing pool of fewer replicas on its model (more memory each, fewer co-tenants: safe
+    for it), or else takes the MIG slice that fits it, where one does."""
+    pools: dict[tuple[str, Mode, int | None, str | None], list[int]] = defaultdict(list)
+    for i, w in enumerate(recs):
+        if w.decision.mode in (Mode.TIMESLICE, Mode.MPS) and i in needs:
+            pools[_pool_key(w)].append(i)
+    out: dict[int, Decision] = {}
+    for key, members in sorted(pools.items(), key=lambda kv: str(kv[0])):
+        if sum(recs[i].features.devices for i in members) > 1:
+            continue
+        i = members[0]
+        w, (need, gpu) = recs[i], needs[i]
+        lead = f"On its own it would fill a {mode_name(w.decision.mode)} GPU alone, which saves nothing"
+        joinable = [
+            k for k, m in pools.items()
+            if k != key and k[0] == key[0] and k[1] == Mode.TIMESLICE and w.decision.mode == Mode.TIMESLICE
+            and k[2] is not None and key[2] is not None and k[2] <= key[2]
+            and sum(recs[j].features.devices for j in m) > 1
+        ]  # fmt: skip
+        if joinable:
+            replicas = max(k[2] or 0 for k in joinable)
+            fit = replace(
+                timeslice_fit(need, gpu, replace(rules, timeslice_max_replicas=replicas)),
+            )
+            if isinstance(fit, Fit) and fit.replicas == replicas:
+                reasons = (
+                    f"{lead}: it joins the time-slicing pool of {replicas} replicas per GPU on its model, which "
+                    f"gives it {gib(fit.memory_limit_bytes)} and fewer co-tenants than its own setting.",
+                    *w.decision.reasons,
+                )
+                out[i] = replace(w.decision, replicas=replicas, memory_limit_bytes=fit.memory_limit_bytes,
+                                 reasons=reasons)  # fmt: skip
+                continue
+        mig = mig_fit(need, gpu)
+        if isinstance(mig, Fit) and mig.profile is not None:
+            reasons = (
+                need.size_sentence,
+                f"{lead}: MIG {mig.profile.name} ({gib(mig.memory_limit_bytes)}, {mig.compute_limit:.2f} of the "
+                f"GPU's SMs) holds it in {slice_share(gpu, mig.profile):.2f} of a GPU, beside other workloads.",
+                _MIG_FLAT_SHORT,
+            )
+            out[i] = _decision(mig, gpu, w.gpu_model, reasons, assess(mig, [w.features], rules), rules)
+    return out
+
+
+_MIG_FLAT_SHORT = "MIG isolates memory, cache and SMs in hardware, so its neighbours cannot slow it down or OOM it."
 
 
 def _own_group(f: WorkloadFeatures) -> str:
@@ -329,6 +432,7 @@ def decide(
     features: Sequence[WorkloadFeatures],
     rules: Rules = DEFAULT_RULES,
     window_s: float | None = None,
+    cobusy: CoBusy | None = None,
 ) -> Decisions:
     """Decide per class and GPU model, then per workload. ``window_s``: the window's length, against which a
     workload's own span is judged (decide/evidence.py; default: the longest span seen). Returns :class:`Decisions`."""
@@ -340,6 +444,8 @@ def decide(
     class_recs: list[ClassRecommendation] = []
     workload_recs: list[WorkloadRecommendation] = []
     unplaced: list[Unplaced] = []
+    mig_members: list[Candidate] = []  # for the MPS pools per namespace, after every class is decided
+    needs: dict[int, tuple[Demand, GpuModel]] = {}  # what each planned workload needs, for the pools-of-one pass
 
     def unplace(f: WorkloadFeatures, reason: str, class_id: str | None) -> None:
         unplaced.append(Unplaced(workload=f.workload, gpu_model=f.gpu_model, reason=reason))
@@ -368,19 +474,22 @@ def decide(
             ev = class_evidence(placeable, window_s, rules, fleet)
             own = [_member_demand(f, ev, rules) for f in placeable]
             demand = _class_demand(placeable, own, ev, rules)
-            class_choice = choose(demand, gpu, rules)
+            class_choice = choose(demand, gpu, rules, cobusy)
             group = demand.trust_domain or cls.id  # who may share its MPS servers: one namespace, else the class
-            class_decision = _from_choice(class_choice, gpu, gpu_model, placeable, rules, group)
+            class_decision = _from_choice(class_choice, gpu, gpu_model, placeable, rules, group, cobusy)
             member_decisions = [
-                _thin_decision(f, why, ev, gpu, rules)
+                _thin_decision(f, why, ev, gpu, rules, cobusy=cobusy)
                 if (why := thin_reason(f, window_s, rules)) is not None
-                else _member_decision(f, d, class_choice, placeable, group, gpu, rules)
+                else _member_decision(f, d, class_choice, placeable, group, gpu, rules, cobusy)
                 for f, d in zip(placeable, own, strict=True)
             ]
             if class_choice.fit.mode == Mode.MIG:
-                member_decisions = _pool_bursty_members(placeable, own, member_decisions, gpu, rules)
+                member_decisions = _pool_bursty_members(placeable, own, member_decisions, gpu, rules, cobusy)
             decisions.append(_with_member_summary(class_decision, member_decisions))
-            for f, d in zip(placeable, member_decisions, strict=True):
+            for f, d, need in zip(placeable, member_decisions, own, strict=True):
+                needs[len(workload_recs)] = (need, gpu)
+                if d.mode == Mode.MIG:
+                    mig_members.append(Candidate(len(workload_recs), f, need, d, gpu))
                 workload_recs.append(WorkloadRecommendation(f.workload, cls.id, gpu_model, f, False, d))
         class_recs.append(
             ClassRecommendation(
@@ -404,13 +513,26 @@ def decide(
         ev = class_evidence([f], window_s, rules, fleet)
         why = thin_reason(f, window_s, rules)
         if why is not None:
-            decision = _thin_decision(f, why, ev, gpu, rules, lead)
+            decision = _thin_decision(f, why, ev, gpu, rules, lead, cobusy)
         else:
-            choice = choose(_member_demand(f, ev, rules), gpu, rules)
+            need = _member_demand(f, ev, rules)
+            choice = choose(need, gpu, rules, cobusy)
             decision = _from_choice(
                 Choice(choice.fit, (lead, *choice.reasons)), gpu, f.gpu_model, [f], rules, _own_group(f)
             )
+        if why is None:
+            needs[len(workload_recs)] = (need, gpu)
+            if decision.mode == Mode.MIG:
+                mig_members.append(Candidate(len(workload_recs), f, need, decision, gpu))
         workload_recs.append(WorkloadRecommendation(f.workload, None, f.gpu_model, f, True, decision))
+
+    for index, mps in pool_mps_by_namespace(mig_members, rules).items():
+        workload_recs[index] = replace(workload_recs[index], decision=mps)
+    for index, alone in _no_pools_of_one(workload_recs, needs, rules).items():
+        workload_recs[index] = replace(workload_recs[index], decision=alone)
+    for index, (need, gpu) in needs.items():
+        w = workload_recs[index]
+        workload_recs[index] = replace(w, decision=with_margin(w.decision, need, gpu, rules))
 
     workload_recs.sort(key=lambda w: (w.workload, w.gpu_model))
     _check_never_below_peak(workload_recs)

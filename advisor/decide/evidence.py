@@ -116,7 +116,8 @@ def evidence_sentence(f_peak: int, expected: int, ev: ClassEvidence, rules: Rule
     the evidence adds nothing to that)."""
     own = math.ceil(f_peak * (1 + ev.headroom))
     by_class = math.ceil(expected * (1 + rules.headroom))
-    if ev.headroom <= rules.headroom and by_class <= own:
+    above = expected > f_peak and by_class > own  # the class says more than its own peak does
+    if ev.headroom <= rules.headroom and not above:
         return None
     growth = (
         f"peaks of its class's {ev.mature} well-observed members grew by up to {pct(ev.growth - 1)} (their "
@@ -125,7 +126,7 @@ def evidence_sentence(f_peak: int, expected: int, ev: ClassEvidence, rules: Rule
         else f"peaks across the fleet grew by up to {pct(ev.growth - 1)} when their history doubled"
     )
     text = f"Headroom {pct(ev.headroom)} over its own peak: {growth}."
-    if by_class > own:
+    if above:
         text += (
             f" Members of its class reach {ev.peak_ratio:.1f}x their median memory, which for this one is "
             f"{gib(expected)} (more than it has shown so far), so it is sized for that plus {pct(rules.headroom)}: "

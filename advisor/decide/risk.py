@@ -51,6 +51,7 @@ def assess(
     members: Sequence[WorkloadFeatures],
     rules: Rules,
     cotenants: Sequence[WorkloadFeatures] | None = None,
+    measured_contention: float | None = None,
 ) -> Risk:
     """The worst member's risk under ``fit``; time-slicing contention comes from the busiest of ``cotenants``
     (the workloads that may share its GPUs: its class), by default the members themselves."""
@@ -59,8 +60,11 @@ def assess(
     compute = None if any(c is None for c in per_member) else max(c for c in per_member if c is not None)
     contention = None
     if fit.mode == Mode.TIMESLICE and fit.replicas is not None:
-        duties = [f.duty_cycle for f in (cotenants or members) if f.duty_cycle is not None]
-        contention = contention_share(max(duties, default=0.0), fit.replicas)
+        if measured_contention is not None:
+            contention = measured_contention
+        else:
+            duties = [f.duty_cycle for f in (cotenants or members) if f.duty_cycle is not None]
+            contention = contention_share(max(duties, default=0.0), fit.replicas)
 
     parts = [
         f"{pct(memory)} of past samples exceeded the {gib(fit.memory_limit_bytes)} memory limit"
@@ -80,7 +84,9 @@ def assess(
         )
     if contention is not None:
         parts.append(
-            f"a burst finds another tenant busy {pct(contention)} of the time, and with no memory isolation a "
+            f"a burst finds another tenant busy {pct(contention)} of the time"
+            + (" (measured in the history)" if measured_contention is not None else " (estimated)")
+            + f", and with no memory isolation a "
             f"tenant growing past its peak can OOM all {fit.replicas}"
         )
     if fit.mode == Mode.MPS:

@@ -29,6 +29,9 @@ class Rules:
     # speed on average). nos measured time-sliced latency growing from 0.088 s (1 pod) to 0.685 s (7 pods).
     timeslice_max_busy_cotenants: float = 0.5
     timeslice_max_replicas: int = 8
+    # Measured (decide/contention.py): a tenant's busy samples in which a co-tenant was busy too. Above this, fewer
+    # replicas, and no time-slicing where even two contend more: the pair at 56 % would halve each burst.
+    timeslice_max_contention: float = 0.35
 
     # MPS clients share one server and have no fault isolation: one client's fatal error ends all of them. 16 keeps
     # that blast radius small and is far below the 48 clients MPS allows per GPU on Volta and later.
@@ -37,6 +40,9 @@ class Rules:
     # covers the workload gives at least this multiple of the compute it needs (or no slice short of a whole GPU
     # does). Where MIG fits the compute well, its isolation wins even if MPS would pack a little more.
     mps_min_mig_overshoot: float = 1.5
+    # A namespace's MIG workloads move to one MPS pool (decide/mps_pool.py) only where that frees at least this
+    # much of a GPU against their slices: MIG's isolation is worth more than a sliver.
+    mps_min_gpus_saved: float = 0.5
 
     # Bursty members of a MIG class (a notebook whose bursts would need a 3g slice) are time-sliced instead where
     # that packs at least this many times as many like them per GPU, all of them in one pool, and only where that
@@ -56,6 +62,10 @@ class Rules:
     evidence_growth_quantile: float = 0.9
     evidence_min_members: int = 5
     evidence_max_headroom: float = 1.0
+
+    # A decision whose setting changes when its demand moves by this much either way is flagged as near the line
+    # (decide/margin.py): a few percent is the noise of one p95 sample more or less.
+    near_line_margin: float = 0.05
 
     # Risk levels: compute exceedance (share of past samples that wanted more compute than the limit gives: they
     # run slower, they do not fail) at or below `low` is low risk, above `high` is high risk.

@@ -44,6 +44,7 @@ class Tenant:
     archetype: Archetype
     group: str = ""
     kind: IdentityKind | None = None
+    namespace: str = ""  # Kubernetes: the team's namespace (default: one drawn for the archetype)
 
 
 @dataclass(frozen=True)
@@ -160,10 +161,12 @@ class _Namer:
         named = len(self.users)
         return self.users[n % named] if n < 3 * named else 2000 + n - 3 * named
 
-    def identity(self, archetype: Archetype, flavour: str, forced: IdentityKind | None) -> Identity:
+    def identity(
+        self, archetype: Archetype, flavour: str, forced: IdentityKind | None, namespace: str = ""
+    ) -> Identity:
         rng = self.rng
         if flavour == "kubernetes":
-            return self._kubernetes(archetype, forced)
+            return self._kubernetes(archetype, forced, namespace)
         kind = forced
         if kind is None:
             kind = {
@@ -216,9 +219,10 @@ class _Namer:
             user = USERS.get(uid, str(uid))
         raise BadInput("scenario has more bare processes than distinct <user>/<command> names")
 
-    def _kubernetes(self, archetype: Archetype, forced: IdentityKind | None) -> Identity:
+    def _kubernetes(self, archetype: Archetype, forced: IdentityKind | None, namespace: str = "") -> Identity:
         rng = self.rng
-        namespace = rng.choice(_NAMESPACES[archetype])
+        drawn = rng.choice(_NAMESPACES[archetype])
+        namespace = namespace or drawn
         if archetype is NB:
             # JupyterHub's KubeSpawner makes bare pods jupyter-<user>, or jupyter-<user>--<server> for named servers
             uid = self.user()
@@ -312,7 +316,7 @@ class _Builder:
                 workload = groups.get(group)
                 if workload is None:
                     self.workload_count += 1
-                    identity = self.namer.identity(tenant.archetype, plan.flavour, tenant.kind)
+                    identity = self.namer.identity(tenant.archetype, plan.flavour, tenant.kind, tenant.namespace)
                     workload = Workload(f"w{self.workload_count:04d}", identity, tenant.archetype)
                     groups[group] = workload
                     rng = np.random.default_rng(stable_key(self.seed, workload.key, "behaviour"))
@@ -321,8 +325,9 @@ class _Builder:
                         rng,
                         stable_key(self.seed, workload.key),
                         budget_bytes=budget,
-                        # co-tenants are sized to share the device, with some oversubscription as teams do
-                        capacity=slot.device.capacity * min(1.0, 1.5 / max(1, n)),
+                        # co-tenants are sized to share the device, with some oversubscription as teams do;
+                        # MPS clients are held to their active-thread share, so they cannot oversubscribe
+                        capacity=slot.device.capacity * min(1.0, (1.0 if slot.device.mps else 1.5) / max(1, n)),
                         tz_s=tz_s,
                     )
                 base = behaviours[group]
@@ -347,8 +352,8 @@ def _replace(b: Behaviour, **changes: Any) -> Behaviour:
     return replace(b, **changes)
 
 
-def _t(archetype: Archetype, n: int = 1, group: str = "") -> tuple[Tenant, ...]:
-    return tuple(Tenant(archetype, group) for _ in range(n))
+def _t(archetype: Archetype, n: int = 1, group: str = "", namespace: str = "") -> tuple[Tenant, ...]:
+    return tuple(Tenant(archetype, group, namespace=namespace) for _ in range(n))
 
 
 def _mig(*slots: MigSlot) -> GpuPlan:
@@ -370,7 +375,8 @@ def _mixed_plans() -> list[NodePlan]:
         _mig(s("2g.20gb", _t(BATCH)), s("2g.20gb", _t(FT)), s("2g.20gb", _t(ON)), s("1g.10gb", _t(NB, 2))),
         _whole(*_t(TRAIN, group="ddp")),
         _whole(*_t(TRAIN, group="ddp")),
-        _whole(*_t(ON, 6), mps=True),
+        # one team's small services behind one MPS server (where MPS packs more than MIG's sevenths)
+        _whole(*_t(ON, 12, namespace="search"), mps=True),
         _whole(*_t(NB, 6), *_t(BATCH)),
     ))  # fmt: skip
     a100_80 = NodePlan("sim-a100-80gb", "A100-80GB", "kubernetes", K8S_CRIO, -5, (
@@ -418,7 +424,12 @@ def _mixed_plans() -> list[NodePlan]:
     a100_dedicated = NodePlan("sim-a100-80gb", "A100-80GB", "kubernetes", K8S_CRIO, -5, (
         *(_whole(*_t(ON)) for _ in range(4)), _whole(*_t(NB)), _whole(*_t(NB)), _whole(*_t(BATCH)), _whole(*_t(HPC)),
     ))  # fmt: skip
-    return [h100, a100_80, a100_40, a30, h200, h100_dedicated, a100_dedicated]
+    # One Blackwell node (issue 18): a B200 in MIG with its own profile names, and one training on a whole B200.
+    b200 = NodePlan("sim-b200", "B200-180GB", "kubernetes", K8S_CONTAINERD, 1, (
+        _mig(s("3g.90gb", _t(ON, 2), mps=True), s("2g.45gb", _t(ON)), s("1g.23gb", _t(ON)), s("1g.23gb", _t(BATCH))),
+        _whole(*_t(TRAIN)),
+    ))  # fmt: skip
+    return [h100, a100_80, a100_40, a30, h200, h100_dedicated, a100_dedicated, b200]
 
 
 def _bench_plans() -> list[NodePlan]:
@@ -437,7 +448,7 @@ def _single(
 
 _S = MigSlot
 SCENARIOS: dict[str, tuple[str, Callable[[], list[NodePlan]]]] = {
-    "mixed": ("the demo fleet: 52 GPUs (H100, A100 80GB/40GB, A30, H200) on 7 nodes, every sharing mode and "
+    "mixed": ("the demo fleet: 54 GPUs (H100, A100 80GB/40GB, A30, H200, B200) on 8 nodes, every sharing mode and "
               "archetype, and whole GPUs held by small tenants", _mixed_plans),
     "bench-8xh100": ("one node, 8 x H100 80GB HBM3, each 7 x 1g.10gb (56 MIG devices), 8 processes per MIG device "
                      "(448 processes)", _bench_plans),
@@ -453,6 +464,12 @@ SCENARIOS: dict[str, tuple[str, Callable[[], list[NodePlan]]]] = {
     "mps": ("one H100 (no MIG) running MPS with 3 client services", _single(
         "sim-h100", "H100-80GB", _whole(*_t(ON, 3), mps=True))),
     "exclusive": ("one A30 running one service alone", _single("sim-a30", "A30-24GB", _whole(*_t(ON)))),
+    "b200-mig": ("one B200 (Blackwell) with MIG: 3g.90gb running MPS, 2g.45gb, 2 x 1g.23gb, and GPM", _single(
+        "sim-b200", "B200-180GB",
+        _mig(_S("3g.90gb", _t(ON, 2), mps=True), _S("2g.45gb", _t(ON)), _S("1g.23gb", _t(ON)), _S("1g.23gb", _t(NB))))),
+    "h100nvl-mig": ("one H100 NVL 94GB with MIG: 4g.47gb, 2g.24gb, 1g.24gb", _single(
+        "sim-h100nvl", "H100-NVL-94GB",
+        _mig(_S("4g.47gb", _t(FT)), _S("2g.24gb", _t(ON)), _S("1g.24gb", _t(BATCH))))),
 }  # fmt: skip
 
 

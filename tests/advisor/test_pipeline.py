@@ -118,7 +118,7 @@ def test_a_missing_history_file_is_bad_input(tmp_path) -> None:
 
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Recommendation, pd.DataFrame, pd.Series]:
-    """Three days of the simulator's mixed fleet (52 GPUs: H100, A100 80/40 GB, A30, H200; every sharing mode and
+    """Three days of the simulator's mixed fleet (54 GPUs: H100, A100 80/40 GB, A30, H200, B200; every sharing mode and
     archetype), advised as `slicewise advise --history` would."""
     from slicewise.cli import main
 
@@ -179,7 +179,7 @@ def test_the_simulated_plan_is_applicable_and_honest(simulated) -> None:
     for w in rec.workloads:
         assert w.decision.memory_limit_bytes >= peaks[(w.workload, w.gpu_model)]
     plan = rec.plan
-    assert plan.gpus_now == raw["gpu_uuid"].nunique() == 52
+    assert plan.gpus_now == raw["gpu_uuid"].nunique() == 54
     assert plan.gpus_lower_bound <= plan.gpus_needed
     assert all("integer program (optimal)" in m.method for m in plan.models if "MIG" in m.method)
     if plan.gpus_needed > plan.gpus_now:  # today's fleet shares MIG slices and saturates GPUs: say so
