@@ -340,7 +340,7 @@ def _thin_decision(
     for the largest peak its class's well-observed members reached (and at least the MIG slice it has today)."""
     reach = max(ev.peak_max_bytes, f.memory_peak_bytes)
     first = f"Too little history to size it from its own past: {why}."
-    if f.sharing == Sharing.EXCLUSIVE or ev.mature == 0:
+    if f.sharing == Sharing.EXCLUSIVE:
         fit = exclusive_fit(gpu)
         reasons = [
             *([lead] if lead else []),
@@ -349,14 +349,22 @@ def _thin_decision(
             + (f": its class's well-observed members reach up to {gib(reach)}." if ev.mature else "."),
         ]
         return _decision(fit, gpu, f.gpu_model, reasons, assess(fit, [f], rules), rules)
-    need = math.ceil(reach * (1 + rules.headroom))
+    if ev.mature:
+        need = math.ceil(reach * (1 + rules.headroom))
+        sized = (
+            f"the largest peak its class's {ev.mature} well-observed members reached, {gib(reach)}, "
+            f"plus {pct(rules.headroom)}"
+        )
+    else:  # no classmate to borrow from: its own peak with the widest margin the evidence rules allow
+        need = math.ceil(f.memory_peak_bytes * (1 + rules.evidence_max_headroom))
+        sized = (
+            f"its own peak with {pct(rules.evidence_max_headroom)} headroom, since no classmate was seen long enough"
+        )
     today = next((p for p in gpu.profiles if p.name == f.mig_profile), None)
     if today is not None:  # at least the MIG slice it has today
         need = max(need, today.memory_bytes)
-    sentence = (
-        f"{first} It is sized for the largest peak its class's {ev.mature} well-observed members reached, "
-        f"{gib(reach)}, plus {pct(rules.headroom)}: {gib(need)}."
-    )
+        sized += f", and at least the {today.name} slice it has today"
+    sentence = f"{first} It is sized for {sized}: {gib(need)}."
     demand = demand_of([f], rules.headroom, rules.compute_headroom, memory_need=need, evidence=sentence)
     choice = choose(demand, gpu, rules, cobusy)
     return _from_choice(

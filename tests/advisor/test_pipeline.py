@@ -184,7 +184,7 @@ def test_the_simulated_plan_is_applicable_and_honest(simulated) -> None:
     assert all("integer program (optimal)" in m.method for m in plan.models if "MIG" in m.method)
     if plan.gpus_needed > plan.gpus_now:  # today's fleet shares MIG slices and saturates GPUs: say so
         assert any("over-committed" in n for n in rec.notes)
-        assert f"({plan.gpus_needed - plan.gpus_now} more)" in rec.notes[0]
+        assert f"({plan.gpus_needed - plan.gpus_now} more; every GPU seen in the window)" in rec.notes[0]
     # every workload's replicas land on the plan's GPUs
     placed = {n for g in plan.gpus for n in g.workloads}
     assert placed == {w.workload for w in rec.workloads} - {u.workload for u in plan.unplaced}
