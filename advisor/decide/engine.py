@@ -29,7 +29,7 @@ from advisor.decide.evidence import (
     memory_need,
     thin_reason,
 )
-from advisor.decide.fits import Fit, exclusive_fit, instances_per_gpu, mig_fit, slice_share, timeslice_fit
+from advisor.decide.fits import Fit, NoFit, exclusive_fit, instances_per_gpu, mig_fit, slice_share, timeslice_fit
 from advisor.decide.margin import with_margin
 from advisor.decide.mps_pool import Candidate, pool_mps_by_namespace
 from advisor.decide.risk import assess
@@ -427,6 +427,61 @@ def _no_pools_of_one(
     return out
 
 
+def _measured_pools(
+    recs: Sequence[WorkloadRecommendation],
+    needs: dict[int, tuple[Demand, GpuModel]],
+    rules: Rules,
+    cobusy: CoBusy,
+) -> dict[int, Decision]:
+    """Each time-slicing pool as the plan will make it (its model and replicas), checked against the contention
+    measured among exactly its members: fewer replicas where they were busy together too often, MIG slices where
+    even two contend too much, and every member's risk stated with the measured figure."""
+    pools: dict[tuple[str, Mode, int | None, str | None], list[int]] = defaultdict(list)
+    for i, w in enumerate(recs):
+        if w.decision.mode == Mode.TIMESLICE and w.decision.replicas and i in needs:
+            pools[_pool_key(w)].append(i)
+    out: dict[int, Decision] = {}
+    for key, members in pools.items():
+        replicas = key[2] or 1
+        gpu = needs[members[0]][1]
+        first = Fit(Mode.TIMESLICE, gpu.memory_total_bytes // replicas, 1.0, replicas, replicas=replicas)
+        pool = [recs[i].features for i in members]
+        cut, measured = measured_timeslice(first, [f.key for f in pool], gpu, rules, cobusy)
+        for i in members:
+            w = recs[i]
+            if isinstance(cut, Fit) and cut.replicas is not None:
+                changed = cut.replicas != replicas
+                reasons = w.decision.reasons + (
+                    (
+                        f"Its pool's members were busy together too often at {replicas} replicas: it is cut to "
+                        f"{cut.replicas}, where a burst met another busy tenant {pct(measured or 0)} of the time "
+                        "(measured).",
+                    )
+                    if changed
+                    else ()
+                )
+                risk = assess(cut, [w.features], rules, pool, measured)
+                out[i] = replace(
+                    w.decision,
+                    replicas=cut.replicas,
+                    memory_limit_bytes=cut.memory_limit_bytes,
+                    reasons=reasons,
+                    risk=risk,
+                )
+                continue
+            need, gpu = needs[i]
+            mig = mig_fit(need, gpu)
+            fit = mig if isinstance(mig, Fit) else exclusive_fit(gpu)
+            assert isinstance(cut, NoFit)
+            reasons = (
+                need.size_sentence,
+                f"Time-slicing was not kept: {cut.reason}.",
+                f"MIG {fit.profile.name} holds it in isolation instead." if fit.profile else "It keeps a whole GPU.",
+            )
+            out[i] = _decision(fit, gpu, w.gpu_model, reasons, assess(fit, [w.features], rules), rules)
+    return out
+
+
 _MIG_FLAT_SHORT = "MIG isolates memory, cache and SMs in hardware, so its neighbours cannot slow it down or OOM it."
 
 
@@ -538,6 +593,9 @@ def decide(
         workload_recs[index] = replace(workload_recs[index], decision=mps)
     for index, alone in _no_pools_of_one(workload_recs, needs, rules).items():
         workload_recs[index] = replace(workload_recs[index], decision=alone)
+    if cobusy is not None:
+        for index, measured in _measured_pools(workload_recs, needs, rules, cobusy).items():
+            workload_recs[index] = replace(workload_recs[index], decision=measured)
     for index, (need, gpu) in needs.items():
         w = workload_recs[index]
         workload_recs[index] = replace(w, decision=with_margin(w.decision, need, gpu, rules))

@@ -136,10 +136,21 @@ def timeslice_fit(d: Demand, gpu: GpuModel, rules: Rules) -> Fit | NoFit:
     )
 
 
+def mps_compute_need(d: Demand, rules: Rules) -> float | None:
+    """The SM share an MPS client must be given: its p95, or for mostly-idle work its p99, since MPS holds every
+    burst to the client's share (time-slicing gives a burst the whole GPU)."""
+    need_c = d.compute_need
+    if need_c is None:
+        return None
+    if d.duty_cycle is not None and d.duty_cycle <= rules.idle_duty_cycle and d.compute_burst is not None:
+        return max(need_c, d.compute_burst)
+    return need_c
+
+
 def mps_fit(d: Demand, gpu: GpuModel, rules: Rules) -> Fit | NoFit:
     """The most replicas whose even split (the device plugin's MPS mode splits memory and SMs evenly) still
     covers the memory and compute need, for workloads that trust each other."""
-    need_c = d.compute_need
+    need_c = mps_compute_need(d, rules)
     if need_c is None:
         return NoFit(Mode.MPS, "its compute was not measured, so no active-thread percentage can be set")
     if not d.trusted:

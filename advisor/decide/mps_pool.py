@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from advisor.decide.demand import Demand, gib
-from advisor.decide.fits import Fit, slice_share
+from advisor.decide.fits import Fit, mps_compute_need, slice_share
 from advisor.decide.risk import assess
 from advisor.decide.rules import Rules
 from advisor.model import Decision, Mode, WorkloadFeatures
@@ -46,7 +46,7 @@ class Candidate:
 
 def own_replicas(d: Demand, gpu: GpuModel, rules: Rules) -> int | None:
     """The most MPS clients per GPU whose even split still covers this demand (None: not even two)."""
-    need_c = d.compute_need
+    need_c = mps_compute_need(d, rules)
     if need_c is None:
         return None
     for replicas in range(rules.mps_max_replicas, 1, -1):
