@@ -188,6 +188,7 @@ class MigInstance:
     start: int  # memory slice
     size: int  # memory slices
     workloads: tuple[str, ...]
+    replicas: int | None = None  # time-sliced inside the slice (decide/shared_slices.py): tenants at once
 
 
 @dataclass(frozen=True)

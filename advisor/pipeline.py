@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from advisor.configs import build_configs
 from advisor.decide import DEFAULT_RULES, Rules, decide
 from advisor.decide.contention import CoBusy
+from advisor.decide.shared_slices import SharedToday
 from advisor.model import (
     RECOMMENDATION_VERSION,
     FleetPlan,
@@ -57,6 +58,7 @@ class SourceData:
     today: str | None = None  # where today's sharing is over-committed, in a sentence (a history file)
     busy: BusyGpus | None = None  # the most GPUs with a workload at once (a history file)
     cobusy: CoBusy | None = None  # who was busy when (a history file): measured time-slicing contention
+    shared_today: SharedToday | None = None  # who shared a MIG slice with others at once (a history file)
     profile_tables: tuple[DriverTable, ...] = ()  # driver-published MIG tables (advisor/history/profiles.py)
 
 
@@ -99,7 +101,8 @@ def from_history(history: pd.DataFrame, description: str, window: timedelta | No
     per_node_counts = {str(m): int(n) for m, n in per_node.items()}
     busy = BusyGpus.from_history(rows, presence.bin_s)
     cobusy = CoBusy.from_history(rows)
-    return SourceData(description, span, features, gpus_now, per_node_counts, presence, today, busy, cobusy)
+    shared = SharedToday.from_history(rows)
+    return SourceData(description, span, features, gpus_now, per_node_counts, presence, today, busy, cobusy, shared)
 
 
 # One series per GPU seen in the window, from slicewise's exporter and from dcgm-exporter (deduplicated by UUID).
@@ -181,6 +184,7 @@ def recommend_from_features(
     today: str | None = None,
     busy: BusyGpus | None = None,
     cobusy: CoBusy | None = None,
+    shared_today: SharedToday | None = None,
     seed: int = 0,
     rules: Rules = DEFAULT_RULES,
     generated_at: datetime | None = None,
@@ -191,7 +195,8 @@ def recommend_from_features(
     if not features:
         raise BadInput(f"{source}: no workload has samples in the window {window.start} .. {window.end}")
     classification = classify(list(features), seed=seed)
-    decisions = decide(classification, features, rules, (window.end - window.start).total_seconds(), cobusy)
+    span_s = (window.end - window.start).total_seconds()
+    decisions = decide(classification, features, rules, span_s, cobusy, shared_today)
     plan = plan_fleet(
         decisions.workloads,
         gpus_now,
@@ -297,6 +302,7 @@ def _recommend_data(data: SourceData, seed: int, *, rules: Rules, generated_at: 
         today=data.today,
         busy=data.busy,
         cobusy=data.cobusy,
+        shared_today=data.shared_today,
         seed=seed,
         rules=rules,
         generated_at=generated_at,

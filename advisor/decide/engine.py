@@ -34,6 +34,7 @@ from advisor.decide.margin import with_margin
 from advisor.decide.mps_pool import Candidate, pool_mps_by_namespace
 from advisor.decide.risk import assess
 from advisor.decide.rules import DEFAULT_RULES, Rules
+from advisor.decide.shared_slices import SharedToday, share_slices
 from advisor.model import (
     Classification,
     ClassRecommendation,
@@ -381,42 +382,44 @@ def _pool_key(w: WorkloadRecommendation) -> tuple[str, Mode, int | None, str | N
 def _no_pools_of_one(
     recs: Sequence[WorkloadRecommendation], needs: dict[int, tuple[Demand, GpuModel]], rules: Rules
 ) -> dict[int, Decision]:
-    """A time-slicing or MPS pool holding one workload's single device saves nothing: it fills a GPU alone. Such
-    a workload joins a time-slicing pool of fewer replicas on its model (more memory each, fewer co-tenants: safe
-    for it), or else takes the MIG slice that fits it, where one does."""
+    """A time-slicing or MPS pool that fills its GPUs with fewer tenants than they hold saves nothing when the
+    same workloads' MIG slices would take at least ``Rules.pool_min_gpus_saved`` of a GPU less (a pool of one
+    notebook fills a GPU; its 1g slice takes a seventh). A lone workload joins a time-slicing pool of fewer
+    replicas on its model if there is one (more memory each, fewer co-tenants: safe for it); otherwise the
+    members take the MIG slices that fit them."""
     pools: dict[tuple[str, Mode, int | None, str | None], list[int]] = defaultdict(list)
     for i, w in enumerate(recs):
         if w.decision.mode in (Mode.TIMESLICE, Mode.MPS) and i in needs:
             pools[_pool_key(w)].append(i)
     out: dict[int, Decision] = {}
     for key, members in sorted(pools.items(), key=lambda kv: str(kv[0])):
-        if sum(recs[i].features.devices for i in members) > 1:
+        devices = sum(recs[i].features.devices for i in members)
+        gpu = needs[members[0]][1]
+        pool_gpus = math.ceil(devices / (key[2] or 1))
+        migs = [mig_fit(needs[i][0], gpu) for i in members]
+        if not all(isinstance(m, Fit) and m.profile is not None for m in migs):
             continue
-        i = members[0]
-        w, (need, gpu) = recs[i], needs[i]
-        lead = f"On its own it would fill a {mode_name(w.decision.mode)} GPU alone, which saves nothing"
-        joinable = [
-            k for k, m in pools.items()
-            if k != key and k[0] == key[0] and k[1] == Mode.TIMESLICE and w.decision.mode == Mode.TIMESLICE
-            and k[2] is not None and key[2] is not None and k[2] <= key[2]
-            and sum(recs[j].features.devices for j in m) > 1
-        ]  # fmt: skip
-        if joinable:
-            replicas = max(k[2] or 0 for k in joinable)
-            fit = replace(
-                timeslice_fit(need, gpu, replace(rules, timeslice_max_replicas=replicas)),
-            )
-            if isinstance(fit, Fit) and fit.replicas == replicas:
-                reasons = (
-                    f"{lead}: it joins the time-slicing pool of {replicas} replicas per GPU on its model, which "
-                    f"gives it {gib(fit.memory_limit_bytes)} and fewer co-tenants than its own setting.",
-                    *w.decision.reasons,
-                )
-                out[i] = replace(w.decision, replicas=replicas, memory_limit_bytes=fit.memory_limit_bytes,
-                                 reasons=reasons)  # fmt: skip
+        share = sum(
+            recs[i].features.devices * slice_share(gpu, m.profile)
+            for i, m in zip(members, migs, strict=True)
+            if isinstance(m, Fit) and m.profile is not None
+        )
+        if pool_gpus - share < rules.pool_min_gpus_saved:
+            continue
+        mode = mode_name(recs[members[0]].decision.mode)
+        lead = (
+            f"On its own it would fill a {mode} GPU alone, which saves nothing"
+            if devices == 1
+            else f"Its {mode} pool of {devices} would fill {pool_gpus} GPU(s), where their MIG slices take {share:.1f}"
+        )
+        if devices == 1:
+            joined = _join_pool(recs, pools, key, members[0], needs, rules, lead)
+            if joined is not None:
+                out[members[0]] = joined
                 continue
-        mig = mig_fit(need, gpu)
-        if isinstance(mig, Fit) and mig.profile is not None:
+        for i, mig in zip(members, migs, strict=True):
+            assert isinstance(mig, Fit) and mig.profile is not None
+            w, need = recs[i], needs[i][0]
             reasons = (
                 need.size_sentence,
                 f"{lead}: MIG {mig.profile.name} ({gib(mig.memory_limit_bytes)}, {mig.compute_limit:.2f} of the "
@@ -425,6 +428,38 @@ def _no_pools_of_one(
             )
             out[i] = _decision(mig, gpu, w.gpu_model, reasons, assess(mig, [w.features], rules), rules)
     return out
+
+
+def _join_pool(
+    recs: Sequence[WorkloadRecommendation],
+    pools: dict[tuple[str, Mode, int | None, str | None], list[int]],
+    key: tuple[str, Mode, int | None, str | None],
+    i: int,
+    needs: dict[int, tuple[Demand, GpuModel]],
+    rules: Rules,
+    lead: str,
+) -> Decision | None:
+    """A lone time-sliced workload's place in another time-slicing pool of fewer replicas on its model, if any."""
+    w, (need, gpu) = recs[i], needs[i]
+    if w.decision.mode != Mode.TIMESLICE or key[2] is None:
+        return None
+    joinable = [
+        k[2] for k, m in pools.items()
+        if k != key and k[0] == key[0] and k[1] == Mode.TIMESLICE and k[2] is not None and k[2] <= key[2]
+        and sum(recs[j].features.devices for j in m) > 1
+    ]  # fmt: skip
+    if not joinable:
+        return None
+    replicas = max(joinable)
+    fit = timeslice_fit(need, gpu, replace(rules, timeslice_max_replicas=replicas))
+    if not isinstance(fit, Fit) or fit.replicas != replicas:
+        return None
+    reasons = (
+        f"{lead}: it joins the time-slicing pool of {replicas} replicas per GPU on its model, which gives it "
+        f"{gib(fit.memory_limit_bytes)} and fewer co-tenants than its own setting.",
+        *w.decision.reasons,
+    )
+    return replace(w.decision, replicas=replicas, memory_limit_bytes=fit.memory_limit_bytes, reasons=reasons)
 
 
 def _measured_pools(
@@ -496,6 +531,7 @@ def decide(
     rules: Rules = DEFAULT_RULES,
     window_s: float | None = None,
     cobusy: CoBusy | None = None,
+    shared_today: SharedToday | None = None,
 ) -> Decisions:
     """Decide per class and GPU model, then per workload. ``window_s``: the window's length, against which a
     workload's own span is judged (decide/evidence.py; default: the longest span seen). Returns :class:`Decisions`."""
@@ -596,6 +632,8 @@ def decide(
     if cobusy is not None:
         for index, measured in _measured_pools(workload_recs, needs, rules, cobusy).items():
             workload_recs[index] = replace(workload_recs[index], decision=measured)
+    for index, shared in share_slices(workload_recs, needs, rules, cobusy, shared_today).items():
+        workload_recs[index] = replace(workload_recs[index], decision=shared)
     for index, (need, gpu) in needs.items():
         w = workload_recs[index]
         workload_recs[index] = replace(w, decision=with_margin(w.decision, need, gpu, rules))

@@ -43,6 +43,9 @@ class Rules:
     # A namespace's MIG workloads move to one MPS pool (decide/mps_pool.py) only where that frees at least this
     # much of a GPU against their slices: MIG's isolation is worth more than a sliver.
     mps_min_gpus_saved: float = 0.5
+    # A time-slicing or MPS pool gives way to its members' MIG slices where those take at least this much of a GPU
+    # less than the pool's GPUs (a pool of one notebook fills a GPU; its slice takes a seventh).
+    pool_min_gpus_saved: float = 0.5
 
     # Bursty members of a MIG class (a notebook whose bursts would need a 3g slice) are time-sliced instead where
     # that packs at least this many times as many like them per GPU, all of them in one pool, and only where that

@@ -79,11 +79,40 @@ def _mig_gpus(
     presence: Presence | None,
     fallback: str | None,
 ) -> tuple[list[PlannedGpu], int, str]:
+    whole = [w for w in recs if not w.decision.replicas]
+    shared = [w for w in recs if w.decision.replicas]
+    planned, bound, method = _mig_packed(gpu, gpu_model, whole, presence, fallback, None)
+    if shared:
+        # slices time-sliced inside (decide/shared_slices.py) go on GPUs of their own: the device plugin's
+        # time-slicing of a MIG resource is a node setting, so a node's slices of a profile are all shared or not
+        more, more_bound, more_method = _mig_packed(gpu, gpu_model, shared, presence, fallback, shared)
+        planned, bound = planned + more, bound + more_bound
+        method = method or more_method
+    return planned, bound, method
+
+
+def _mig_packed(
+    gpu: GpuModel,
+    gpu_model: str,
+    recs: Sequence[WorkloadRecommendation],
+    presence: Presence | None,
+    fallback: str | None,
+    shared: Sequence[WorkloadRecommendation] | None,
+) -> tuple[list[PlannedGpu], int, str]:
+    """MIG slots of ``recs`` packed onto GPUs; ``shared``: they are time-sliced inside their slices, ``replicas``
+    tenants present at once per slice."""
+    if not recs:
+        return [], 0, ""
     by_profile: dict[str, list[WorkloadRecommendation]] = defaultdict(list)
+    replicas: dict[str, int] = {}
     for w in recs:
         assert w.decision.profile is not None
         by_profile[w.decision.profile].append(w)
-    queues = {p: deque(_assign(members, _slots(members, presence))) for p, members in sorted(by_profile.items())}
+        replicas[w.decision.profile] = w.decision.replicas or 1
+    queues = {
+        p: deque(_assign(members, math.ceil(_slots(members, presence) / replicas[p])))
+        for p, members in sorted(by_profile.items())
+    }
     packing = pack_mig(gpu, Counter({p: len(q) for p, q in queues.items()}), fallback=fallback)
     planned: list[PlannedGpu] = []
     for geometry in packing.geometries:
@@ -106,6 +135,7 @@ def _mig_gpus(
                 start=pl.start,
                 size=pl.profile.size,
                 workloads=tuple(holders[pl.profile.name].popleft()),
+                replicas=replicas[pl.profile.name] if shared is not None else None,
             )
             for pl in placements
         )
@@ -171,8 +201,12 @@ def _group_gpus(
 
 
 def _setup(g: PlannedGpu) -> tuple[Mode, int | None, str | None]:
-    """GPUs with the same setup can share a node: one device-plugin config (and MIG strategy) per node."""
-    return (Mode.MIG, None, None) if g.mode == Mode.MIG else (g.mode, g.replicas, g.sharing_group)
+    """GPUs with the same setup can share a node: one device-plugin config (and MIG strategy) per node; MIG GPUs
+    whose slices are time-sliced inside (and how) form their own setup."""
+    if g.mode == Mode.MIG:
+        shared = sorted({f"{i.profile}x{i.replicas}" for i in g.mig_instances if i.replicas})
+        return (Mode.MIG, None, ",".join(shared) or None)
+    return (g.mode, g.replicas, g.sharing_group)
 
 
 def _on_nodes(planned: Sequence[PlannedGpu], per_node: int) -> list[PlannedGpu]:

@@ -3,13 +3,19 @@
 The data lives in ``gpus.yaml`` beside this file, taken from NVIDIA's MIG user guide and real ``nvidia-smi mig
 -lgip/-lgipp`` transcripts (see the sources at the top of that file). The simulator builds its GPUs from it and the
 advisor sizes and packs MIG instances with it; neither hard-codes a profile.
+
+A GPU the catalogue does not know can still be advised: the exporter publishes the profile table its driver reports
+(``slicewise.catalogue.tables``), and inside ``with learned(models):`` :func:`find_model` and :func:`model` also
+answer for those models, after the catalogue's own, so a new GPU generation needs no release of slicewise.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
@@ -39,6 +45,7 @@ class MigProfile:
     decoders: int
     jpeg: int
     ofa: int
+    inferred: tuple[tuple[str, str], ...] = field(default=(), compare=False)  # (field, how) for values no source gives
 
     @property
     def memory_bytes(self) -> int:
@@ -57,7 +64,7 @@ class GpuModel:
     key: str  # catalogue key, e.g. H100-80GB
     nvml_names: tuple[str, ...]  # nvmlDeviceGetName values; the first is the one the simulator reports
     pci_device_ids: tuple[str, ...]  # every PCI device id of the family (mig-parted's device-filter group)
-    architecture: str  # ampere | hopper
+    architecture: str  # ampere | hopper | blackwell | unknown (a table learned from a driver)
     memory_total_mib: int
     sm_count: int
     compute_slices: int
@@ -65,6 +72,9 @@ class GpuModel:
     profiles: tuple[MigProfile, ...]
     sources: tuple[str, ...]
     status: str
+    reference: str | None = None  # the entry of ../shared/reference/mig_profiles.yaml it was checked against
+    inferred: tuple[tuple[str, str], ...] = field(default=(), compare=False)  # (field, how) for values no source gives
+    learned: bool = False  # built from a driver-published table, not from gpus.yaml
 
     @property
     def name(self) -> str:
@@ -72,8 +82,9 @@ class GpuModel:
 
     @property
     def pci_device_id(self) -> str:
-        """The PCI device id the simulator reports (the first of :attr:`pci_device_ids`)."""
-        return self.pci_device_ids[0]
+        """The PCI device id the simulator reports (the first of :attr:`pci_device_ids`; "" for a learned table
+        that had none)."""
+        return self.pci_device_ids[0] if self.pci_device_ids else ""
 
     @property
     def memory_total_bytes(self) -> int:
@@ -138,6 +149,7 @@ def models() -> tuple[GpuModel, ...]:
                     decoders=decoders,
                     jpeg=jpeg,
                     ofa=ofa,
+                    inferred=tuple((k, str(v)) for k, v in (p.get("inferred") or {}).items()),
                 )
             )
         out.append(
@@ -153,6 +165,8 @@ def models() -> tuple[GpuModel, ...]:
                 profiles=tuple(profiles),
                 sources=tuple(m["sources"]),
                 status=m["status"],
+                reference=m.get("reference"),
+                inferred=tuple((k, str(v)) for k, v in (m.get("inferred") or {}).items()),
             )
         )
     return tuple(out)
@@ -167,12 +181,35 @@ def model(key_or_nvml_name: str) -> GpuModel:
     return found
 
 
-def find_model(key_or_nvml_name: str) -> GpuModel | None:
-    """Like :func:`model`, but ``None`` for a GPU the catalogue does not know (it may still run, without MIG advice)."""
-    for m in models():
+# Models learned from driver-published tables for the advice being computed (see ``learned``).
+_LEARNED: ContextVar[tuple[GpuModel, ...]] = ContextVar("slicewise_learned_models", default=())
+
+
+@contextmanager
+def learned(extra: Iterable[GpuModel]) -> Iterator[None]:
+    """Within the block, :func:`find_model` and :func:`model` also know these models (after the catalogue's own).
+
+    A context variable rather than an argument threaded through every caller: the advisor's planners, packers and
+    config writers all look models up by name, and each advice run brings its own tables."""
+    token = _LEARNED.set(tuple(extra))
+    try:
+        yield
+    finally:
+        _LEARNED.reset(token)
+
+
+def resolve_model(key_or_nvml_name: str, extra: Iterable[GpuModel] = ()) -> GpuModel | None:
+    """The catalogue's model for a key or NVML name, else one of ``extra`` (tables learned from a driver), else None."""
+    for m in (*models(), *extra):
         if key_or_nvml_name == m.key or key_or_nvml_name in m.nvml_names:
             return m
     return None
+
+
+def find_model(key_or_nvml_name: str) -> GpuModel | None:
+    """Like :func:`model`, but ``None`` for a GPU neither the catalogue nor a learned table knows (it may still run,
+    without MIG advice)."""
+    return resolve_model(key_or_nvml_name, _LEARNED.get())
 
 
 def check_geometry(gpu: GpuModel, placements: Iterable[Placement]) -> None:

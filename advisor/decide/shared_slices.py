@@ -1,0 +1,130 @@
+"""Time-slicing inside MIG slices, for workloads that take turns: notebooks that share MIG slices today.
+
+The device plugin time-slices MIG devices as it does whole GPUs (``sharing.timeSlicing.resources`` naming
+``nvidia.com/mig-1g.5gb`` with its replicas; GPU Operator docs, "Time-Slicing GPUs in Kubernetes"). A slice shared
+by ``k`` tenants keeps MIG's isolation from the rest of the GPU, and its tenants share its memory and SMs as
+time-sliced tenants of a GPU do. Giving each mostly-idle notebook a slice of its own can need more GPUs than today,
+where eleven notebooks take turns on seven slices; sharing the slice they would each get avoids that.
+
+Who may share: members decided on MIG whose compute is measured mostly idle (``Rules.idle_duty_cycle``), or whose
+compute is not measured but who shared a MIG slice with others at the same time in the history (more workloads on
+one GPU's slices of a profile than it has slices: ``SharedToday``). Per GPU model and profile they form one pool;
+its replicas are the most ``k`` (at most ``Rules.timeslice_max_replicas``) for which each member's memory need fits
+``1/k`` of the slice and, where compute is measured, their measured contention stays within
+``Rules.timeslice_max_contention``. Pools of one stay as they are.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import cast
+
+import numpy as np
+import pandas as pd
+
+from advisor.decide.contention import CoBusy
+from advisor.decide.demand import Demand, gib, pct
+from advisor.decide.rules import Rules
+from advisor.model import Decision, Mode, WorkloadKey, WorkloadRecommendation
+from slicewise.catalogue import GpuModel, find_model
+
+
+@dataclass(frozen=True)
+class SharedToday:
+    """Workloads that shared a MIG slice with another at the same sample time, in the history."""
+
+    keys: frozenset[WorkloadKey]
+
+    @classmethod
+    def from_history(cls, rows: pd.DataFrame) -> SharedToday:
+        from advisor.decide.fits import instances_per_gpu
+
+        mig = rows[rows["sharing"].astype(str) == "mig"]
+        if mig.empty:
+            return cls(frozenset())
+        frame = pd.DataFrame(
+            {
+                "gpu": mig["gpu_uuid"].astype(str).to_numpy(),
+                "model": mig["gpu_model"].astype(str).to_numpy(),
+                "profile": mig["mig_profile"].astype(str).to_numpy(),
+                "time": mig["timestamp"].to_numpy("datetime64[s]").astype(np.int64),
+                "workload": mig["workload"].astype(str).to_numpy(),
+            }
+        )
+        most = frame.groupby(["gpu", "model", "profile", "time"]).workload.nunique().groupby(level=[0, 1, 2]).max()
+        keys: set[WorkloadKey] = set()
+        for index, n in most.items():
+            gpu, model, profile = (str(v) for v in cast(tuple[str, str, str], index))
+            known = find_model(model)
+            if known is None or not any(p.name == profile for p in known.profiles):
+                continue
+            if int(n) > instances_per_gpu(known.key, profile):
+                on = frame[(frame["gpu"] == gpu) & (frame["profile"] == profile)]["workload"].unique()
+                keys.update(WorkloadKey(str(w), model) for w in on)
+        return cls(frozenset(keys))
+
+
+def share_slices(
+    recs: Sequence[WorkloadRecommendation],
+    needs: dict[int, tuple[Demand, GpuModel]],
+    rules: Rules,
+    cobusy: CoBusy | None,
+    shared_today: SharedToday | None,
+) -> dict[int, Decision]:
+    """New decisions (by index) for the members that share their MIG slices."""
+    today = shared_today.keys if shared_today else frozenset()
+    pools: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, w in enumerate(recs):
+        d, f = w.decision, w.features
+        if d.mode != Mode.MIG or d.profile is None or d.replicas or i not in needs:
+            continue
+        idle = f.duty_cycle is not None and f.duty_cycle <= rules.idle_duty_cycle
+        if idle or (not f.compute_known and f.key in today):
+            pools[(w.gpu_model, d.profile)].append(i)
+    out: dict[int, Decision] = {}
+    for (_, profile_name), members in sorted(pools.items()):
+        if sum(recs[i].features.devices for i in members) < 2:
+            continue
+        gpu = needs[members[0]][1]
+        profile = gpu.profile(profile_name)
+        measured_ok = all(recs[i].features.compute_known for i in members)
+        # the k that frees the most slices: the members whose need fits 1/k of the slice share it k ways
+        best: tuple[int, int, list[int], float | None] | None = None  # freed, k, members, contention
+        for k in range(rules.timeslice_max_replicas, 1, -1):
+            fit = [i for i in members if needs[i][0].memory_need_bytes <= profile.memory_bytes // k]
+            if len(fit) < 2:
+                continue
+            c = cobusy.contention([recs[i].features.key for i in fit], k) if cobusy and measured_ok else None
+            if c is not None and c > rules.timeslice_max_contention:
+                continue
+            freed = len(fit) - -(-len(fit) // k)
+            if best is None or freed > best[0]:
+                best = (freed, k, fit, c)
+        if best is None or best[0] < 1:
+            continue
+        _, chosen, sharing, measured = best
+        limit = profile.memory_bytes // chosen
+        why_today = (
+            f"busy in at most {pct(max(recs[i].features.duty_cycle or 0 for i in sharing))} of samples"
+            if measured_ok
+            else "sharing MIG slices with others at the same time today (its compute is not measured)"
+        )
+        contention = (
+            f"; in the history a burst would have met another busy tenant of the slice {pct(measured)} of the time"
+            if measured is not None
+            else ""
+        )
+        for i in sharing:
+            w = recs[i]
+            reason = (
+                f"It and {len(sharing) - 1} other workload(s) on {profile_name} on this GPU model are {why_today}, "
+                f"so each {profile_name} slice is time-sliced {chosen} ways: {gib(limit)} each covers its "
+                f"{gib(needs[i][0].memory_need_bytes)} need{contention}. The slice keeps MIG's isolation from the "
+                "rest of the GPU; inside it, tenants share memory with no isolation."
+            )
+            out[i] = replace(
+                w.decision, replicas=chosen, memory_limit_bytes=limit, reasons=(*w.decision.reasons, reason)
+            )
+    return out
