@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from advisor.configs import build_configs
+from advisor.configs import NodeNow, build_configs, inventory_from_history
 from advisor.decide import DEFAULT_RULES, Rules, decide
 from advisor.decide.contention import CoBusy
 from advisor.decide.shared_slices import SharedToday
@@ -59,6 +59,7 @@ class SourceData:
     busy: BusyGpus | None = None  # the most GPUs with a workload at once (a history file)
     cobusy: CoBusy | None = None  # who was busy when (a history file): measured time-slicing contention
     shared_today: SharedToday | None = None  # who shared a MIG slice with others at once (a history file)
+    inventory: tuple[NodeNow, ...] | None = None  # the nodes as they run now, for the rollout (a history file)
     profile_tables: tuple[DriverTable, ...] = ()  # driver-published MIG tables (advisor/history/profiles.py)
 
 
@@ -102,7 +103,19 @@ def from_history(history: pd.DataFrame, description: str, window: timedelta | No
     busy = BusyGpus.from_history(rows, presence.bin_s)
     cobusy = CoBusy.from_history(rows)
     shared = SharedToday.from_history(rows)
-    return SourceData(description, span, features, gpus_now, per_node_counts, presence, today, busy, cobusy, shared)
+    return SourceData(
+        description,
+        span,
+        features,
+        gpus_now,
+        per_node_counts,
+        presence,
+        today,
+        busy,
+        cobusy,
+        shared,
+        inventory=tuple(inventory_from_history(rows)),
+    )
 
 
 # One series per GPU seen in the window, from slicewise's exporter and from dcgm-exporter (deduplicated by UUID).
@@ -185,6 +198,7 @@ def recommend_from_features(
     busy: BusyGpus | None = None,
     cobusy: CoBusy | None = None,
     shared_today: SharedToday | None = None,
+    inventory: Sequence[NodeNow] | None = None,
     seed: int = 0,
     rules: Rules = DEFAULT_RULES,
     generated_at: datetime | None = None,
@@ -206,7 +220,7 @@ def recommend_from_features(
         fallback=fallback,
         busy=busy,
     )
-    configs = build_configs(plan, decisions.workloads)
+    configs = build_configs(plan, decisions.workloads, inventory)
     notes = [
         headline(plan, len(decisions.workloads)),
         *([today] if today else []),
@@ -303,6 +317,7 @@ def _recommend_data(data: SourceData, seed: int, *, rules: Rules, generated_at: 
         busy=data.busy,
         cobusy=data.cobusy,
         shared_today=data.shared_today,
+        inventory=data.inventory,
         seed=seed,
         rules=rules,
         generated_at=generated_at,

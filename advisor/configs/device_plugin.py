@@ -1,16 +1,31 @@
-"""The NVIDIA k8s device plugin configs, as one ConfigMap with a key per sharing setup in the plan.
+"""The NVIDIA k8s device plugin configs, as one ConfigMap with a key per sharing setup in the plan and a default.
 
-Point the GPU Operator at it (``devicePlugin.config.name=slicewise-device-plugin``) and label each node with the
-key its GPUs take: ``nvidia.com/device-plugin.config=<key>``. Time-slicing and MPS replicas are per node config, so
-each (GPU model, mode, replicas) the plan uses gets its own key; MIG nodes take ``mig-mixed`` (each profile its
-own resource, nvidia.com/mig-<profile>); whole-GPU nodes take ``exclusive``.
+Point the GPU Operator at it (``devicePlugin.config.name``, ``devicePlugin.config.default=default``: the Helm values
+in gpu-operator-values.yaml) and label each node with the key its GPUs take: ``nvidia.com/device-plugin.config``.
+- Without a label a node takes ``devicePlugin.config.default``; with neither, the config manager fails on that node
+  (NVIDIA/k8s-device-plugin ``cmd/config-manager/main.go``, ``updateConfigName``). ``default`` is
+  ``migStrategy: mixed`` with no sharing: whole GPUs stay ``nvidia.com/gpu`` and any MIG devices the node already
+  has are advertised too, so a node outside the plan keeps what it offers.
+- Each node's ``migStrategy`` decides only when the operator sets no ``MIG_STRATEGY`` (a flag from the environment
+  beats the file: ``api/config/v1/flags.go``, ``updateFromCLIFlag``); the operator sets none when Helm's
+  ``mig.strategy`` is empty (NVIDIA/gpu-operator ``controllers/object_controls.go``, ``applyMIGConfiguration``;
+  ``templates/clusterpolicy.yaml`` renders ``strategy`` only when set).
+- MPS is refused with ``migStrategy: mixed`` (``cmd/nvidia-device-plugin/main.go``, ``validateFlags``), so MPS keys
+  say ``none`` and MIG nodes take ``mig-mixed``; no key asks for both. Time-slicing and MPS replicas are per node
+  config, so each (GPU model, mode, replicas, MPS trust domain) the plan uses gets its own key.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 
-from advisor.configs.naming import DEVICE_PLUGIN_LABEL, device_plugin_key
+from advisor.configs.naming import (
+    DEFAULT_KEY,
+    DEVICE_PLUGIN_CONFIGMAP,
+    DEVICE_PLUGIN_LABEL,
+    OPERATOR_NAMESPACE,
+)
+from advisor.configs.nodes import NodeLayout, PlannedNode
 from advisor.configs.schema import (
     DevicePluginConfig,
     DevicePluginConfigMap,
@@ -22,20 +37,30 @@ from advisor.configs.schema import (
     TimeSlicing,
 )
 from advisor.configs.yaml_text import dump
-from advisor.model import FleetPlan, Mode, PlannedGpu
-from slicewise.catalogue import find_model
+from advisor.model import Mode
 
-CONFIGMAP_NAME = "slicewise-device-plugin"
-CONFIGMAP_NAMESPACE = "gpu-operator"
+# kept for callers of the old names
+CONFIGMAP_NAME = DEVICE_PLUGIN_CONFIGMAP
+CONFIGMAP_NAMESPACE = OPERATOR_NAMESPACE
 
 
-def _config_for(g: PlannedGpu) -> DevicePluginConfig:
-    if g.mode == Mode.MIG:
-        return DevicePluginConfig(version="v1", flags=Flags(migStrategy="mixed"))
-    if g.mode == Mode.EXCLUSIVE or g.replicas is None:
+def _config_for(node: PlannedNode) -> DevicePluginConfig:
+    if node.mode == Mode.MIG:
+        shared = node.mig_time_slicing
+        if not shared:
+            return DevicePluginConfig(version="v1", flags=Flags(migStrategy="mixed"))
+        # slices time-sliced inside: each instance of the profile is advertised as `replicas` units (GPU Operator
+        # docs, "Time-Slicing GPUs in Kubernetes": resources may name nvidia.com/mig-<profile> under mixed)
+        slices = [SharedResource(name=f"nvidia.com/mig-{p}", replicas=k) for p, k in sorted(shared.items())]
+        return DevicePluginConfig(
+            version="v1",
+            flags=Flags(migStrategy="mixed"),
+            sharing=Sharing(timeSlicing=TimeSlicing(failRequestsGreaterThanOne=True, resources=slices)),
+        )
+    if node.mode == Mode.EXCLUSIVE or node.replicas is None:
         return DevicePluginConfig(version="v1", flags=Flags(migStrategy="none"))
-    resources = [SharedResource(name="nvidia.com/gpu", replicas=g.replicas)]
-    if g.mode == Mode.TIMESLICE:
+    resources = [SharedResource(name="nvidia.com/gpu", replicas=node.replicas)]
+    if node.mode == Mode.TIMESLICE:
         # a request for 2 replicas would not get more memory or compute, only a bigger share of turns: refuse it
         sharing = Sharing(timeSlicing=TimeSlicing(failRequestsGreaterThanOne=True, resources=resources))
     else:
@@ -43,37 +68,31 @@ def _config_for(g: PlannedGpu) -> DevicePluginConfig:
     return DevicePluginConfig(version="v1", flags=Flags(migStrategy="none"), sharing=sharing)
 
 
-def device_plugin_configmap(plan: FleetPlan) -> str:
-    data: dict[str, str] = {}
+def device_plugin_configmap(layout: NodeLayout) -> str:
+    default = DevicePluginConfig(version="v1", flags=Flags(migStrategy="mixed"))
+    data = {DEFAULT_KEY: dump(default.model_dump(exclude_none=True))}
     takers: dict[str, list[str]] = defaultdict(list)
-    for g in plan.gpus:
-        gpu = find_model(g.gpu_model)
-        if gpu is None:
-            continue
-        key = device_plugin_key(gpu, g.mode, g.replicas, g.sharing_group)
-        slot = f"{gpu.key} node {g.node_slot if g.node_slot is not None else g.index}"
-        if slot not in takers[key]:
-            takers[key].append(slot)
-        if key not in data:
-            data[key] = dump(_config_for(g).model_dump(exclude_none=True))
+    for node in layout.nodes:
+        takers[node.device_plugin_config].append(node.slot_name)
+        data.setdefault(node.device_plugin_config, dump(_config_for(node).model_dump(exclude_none=True)))
     configmap = DevicePluginConfigMap(
         apiVersion="v1",
         kind="ConfigMap",
         metadata=ObjectMeta(
-            name=CONFIGMAP_NAME,
-            namespace=CONFIGMAP_NAMESPACE,
+            name=DEVICE_PLUGIN_CONFIGMAP,
+            namespace=OPERATOR_NAMESPACE,
             labels={"app.kubernetes.io/managed-by": "slicewise"},
         ),
         data=dict(sorted(data.items())),
     )
     header = [
-        "# NVIDIA k8s device plugin configs written by slicewise, one key per sharing setup in the plan.",
-        "# kubectl apply -f device-plugin.yaml; then point the GPU Operator at it:",
-        f"#   helm upgrade gpu-operator nvidia/gpu-operator -n {CONFIGMAP_NAMESPACE} --reuse-values \\",
-        f"#     --set devicePlugin.config.name={CONFIGMAP_NAME}",
-        f"# and label each node with its key: kubectl label node <node> {DEVICE_PLUGIN_LABEL}=<key> --overwrite",
+        "# NVIDIA k8s device plugin configs written by slicewise, one key per sharing setup in the plan, and",
+        f"# '{DEFAULT_KEY}' for GPU nodes without a label. kubectl apply -f device-plugin.yaml, with the Helm values",
+        f"# in gpu-operator-values.yaml (devicePlugin.config.name={DEVICE_PLUGIN_CONFIGMAP},",
+        f"# devicePlugin.config.default={DEFAULT_KEY}, mig.strategy empty so that each key's migStrategy decides).",
+        f"# Each node picks its key with {DEVICE_PLUGIN_LABEL}=<key> (rollout.md says which, node by node).",
         "# Time-slicing gives no memory or fault isolation; MPS splits memory and SMs evenly across replicas.",
-        "# Planned node slots per key (each node slot holds GPUs of one setup; see the plan's GPUs):",
-        *(f"#   {key}: {', '.join(gpus)}" for key, gpus in sorted(takers.items())),
+        "# Planned nodes per key:",
+        *(f"#   {key}: {', '.join(nodes)}" for key, nodes in sorted(takers.items())),
     ]
     return dump(configmap.model_dump(), header)

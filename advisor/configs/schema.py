@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 MIG_PROFILE_NAME = r"^[1-8]g\.\d+gb(\+me)?$"  # 1g.10gb, 3g.40gb, 1g.10gb+me (GI profiles; no c-suffix CI names)
@@ -116,12 +117,38 @@ class ObjectMeta(_Strict):
 
 
 class DevicePluginConfigMap(_Strict):
-    """The ConfigMap the GPU Operator points at (devicePlugin.config.name); one key per sharing setup."""
+    """The ConfigMap the GPU Operator points at (devicePlugin.config.name); one key per sharing setup, and the key
+    ``devicePlugin.config.default`` names for unlabelled nodes (cmd/config-manager/main.go fails without one)."""
 
     apiVersion: Literal["v1"]  # noqa: N815
     kind: Literal["ConfigMap"]
     metadata: ObjectMeta
-    data: dict[Annotated[str, StringConstraints(pattern=r"^[-._a-zA-Z0-9]+$")], str]
+    data: dict[Annotated[str, StringConstraints(pattern=r"^[-._a-zA-Z0-9]+$", max_length=63)], str]
+
+    @field_validator("data")
+    @classmethod
+    def _has_default(cls, data: dict[str, str]) -> dict[str, str]:
+        if "default" not in data:
+            raise ValueError("the device plugin ConfigMap needs a 'default' key for nodes without a config label")
+        return data
+
+
+class MigPartedConfigMap(_Strict):
+    """The ConfigMap the GPU Operator's MIG manager reads (migManager.config.name): the whole file under
+    ``config.yaml`` (deployments/gpu-operator/values.yaml, "ConfigMap MUST have a key named config.yaml")."""
+
+    apiVersion: Literal["v1"]  # noqa: N815
+    kind: Literal["ConfigMap"]
+    metadata: ObjectMeta
+    data: dict[Literal["config.yaml"], str]
+
+    @field_validator("data")
+    @classmethod
+    def _parses(cls, data: dict[str, str]) -> dict[str, str]:
+        if "config.yaml" not in data:
+            raise ValueError("the MIG manager's ConfigMap needs the key config.yaml")
+        MigPartedConfig.model_validate(yaml.safe_load(data["config.yaml"]))
+        return data
 
 
 # --- (c) per-workload resource requests ---------------------------------------------------------------------------
@@ -162,6 +189,7 @@ class WorkloadRequest(_Strict):
     mode: Literal["mig", "mps", "timeslice", "exclusive"]
     profile: ProfileName | None = None
     memory_limit_bytes: Annotated[int, Field(ge=0)]
+    nodes: list[str] | None = None  # the nodes the plan puts it on (rollout.md)
     nodeSelector: dict[str, LabelValue]  # noqa: N815
     resources: ContainerResources
     env: list[EnvVar] | None = None  # MPS only
@@ -187,7 +215,8 @@ class ResourceRequests(_Strict):
 # --- (d) nebuly nos -----------------------------------------------------------------------------------------------
 
 NOS_PARTITIONING = "nos.nebuly.com/gpu-partitioning"
-NOS_SPEC_ANNOTATION = r"^nos\.nebuly\.com/spec-gpu-\d+-[1-8]g\.\d+gb(\+me)?$"
+NOS_SPEC_ANNOTATION = r"^nos\.nebuly\.com/spec-gpu-\d+-[1-8]g\.\d+gb$"
+NosProfile = Annotated[str, StringConstraints(pattern=r"^\d+g\.\d+gb$")]  # nos's RegexNvidiaMigProfile, no +me
 
 
 class NosWorkload(_Strict):
@@ -211,7 +240,7 @@ class NosWorkload(_Strict):
 class NosGeometry(_Strict):
     gpu_model: str
     gpus: Annotated[int, Field(ge=1)]
-    migDevices: dict[ProfileName, Annotated[int, Field(ge=1)]]  # noqa: N815
+    migDevices: dict[NosProfile, Annotated[int, Field(ge=1)]]  # noqa: N815
     specAnnotations: dict[Annotated[str, StringConstraints(pattern=NOS_SPEC_ANNOTATION)], str]  # noqa: N815
 
 
@@ -220,9 +249,100 @@ class NosNodeLabels(_Strict):
     labels: dict[str, Literal["mig", "mps"]]
 
 
+class NosKnownGeometries(_Strict):
+    """One entry of nos's Helm value ``gpuPartitioner.knownMigGeometries`` (helm-charts/nos/values.yaml): models
+    are ``nvidia.com/gpu.product`` values (pkg/gpu/util.go, GetModel)."""
+
+    models: Annotated[list[LabelValue], Field(min_length=1)]
+    allowedGeometries: Annotated[list[dict[NosProfile, Annotated[int, Field(ge=1)]]], Field(min_length=1)]  # noqa: N815
+
+
+class NosPartitionerValues(_Strict):
+    knownMigGeometries: Annotated[list[NosKnownGeometries], Field(min_length=1)]  # noqa: N815
+
+
+class NosHelmValues(_Strict):
+    gpuPartitioner: NosPartitionerValues  # noqa: N815
+
+
+class NosNotServed(_Strict):
+    workload: str
+    gpu_model: str
+    reason: str
+
+
 class NosPlan(_Strict):
     version: Literal["v1"]
     nodeLabels: list[NosNodeLabels]  # noqa: N815
     workloads: list[NosWorkload]
     geometries: list[NosGeometry]
+    helmValues: NosHelmValues | None = None  # noqa: N815 - the knownMigGeometries the MIG workloads need
+    notServed: list[NosNotServed] = []  # noqa: N815 - MIG or MPS workloads nos cannot serve, with why
     notManaged: list[str]  # noqa: N815 - time-sliced and exclusive workloads: nos handles only MIG and MPS
+
+
+# --- (e) gpu-operator Helm values ---------------------------------------------------------------------------------
+
+
+class OperatorMig(_Strict):
+    # "" lets each node's device-plugin config decide (controllers/object_controls.go, applyMIGConfiguration)
+    strategy: Literal["", "none", "single", "mixed"]
+
+
+class OperatorConfigRef(_Strict):
+    name: ConfigName
+    default: ConfigName
+    create: Literal[False]  # the ConfigMaps are slicewise's files, applied with kubectl
+
+
+class OperatorComponent(_Strict):
+    config: OperatorConfigRef
+
+
+class OperatorValues(_Strict):
+    """The part of the gpu-operator chart's values.yaml that slicewise sets."""
+
+    mig: OperatorMig
+    migManager: OperatorComponent  # noqa: N815
+    devicePlugin: OperatorComponent  # noqa: N815
+
+
+# --- (f) the rollout plan -----------------------------------------------------------------------------------------
+
+
+class Capacity(_Strict):
+    gpu_model: str
+    schedulable: Annotated[int, Field(ge=0)]  # GPUs on nodes not cordoned while the step runs
+    total: Annotated[int, Field(ge=0)]
+
+
+class RolloutStep(_Strict):
+    step: Annotated[int, Field(ge=1)]
+    node: str
+    planned_node: str | None  # the plan's node slot it becomes (None: released)
+    gpu_model: str
+    action: Literal["label", "reconfigure", "add", "release"]
+    set_labels: dict[str, LabelValue]  # nvidia.com/mig.config and nvidia.com/device-plugin.config
+    expect_labels: dict[str, LabelValue]  # what GFD and the MIG manager show once the node is done
+    expect_resources: dict[str, Annotated[int, Field(ge=0)]]
+    evicts: list[str]  # workloads whose pods the drain evicts
+    arrives: list[str]  # workloads the plan puts here that run elsewhere now
+    apply_requests: list[str]  # workloads whose every planned node is ready after this step
+    capacity: list[Capacity]
+    commands: list[str]
+
+
+class RollbackStep(_Strict):
+    node: str
+    commands: list[str]
+
+
+class Rollout(_Strict):
+    version: Literal["v1"]
+    inventory: Literal["history", "none"]  # where the current nodes came from
+    preflight: list[str]
+    steps: list[RolloutStep]
+    untouched: list[str]  # nodes the rollout leaves alone, with why
+    finish: list[str]  # after the last step
+    rollback: list[RollbackStep]  # newest first: undo the steps done, in reverse
+    rollback_finish: list[str]  # after the last rollback step

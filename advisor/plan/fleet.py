@@ -79,55 +79,44 @@ def _mig_gpus(
     presence: Presence | None,
     fallback: str | None,
 ) -> tuple[list[PlannedGpu], int, str]:
-    whole = [w for w in recs if not w.decision.replicas]
-    shared = [w for w in recs if w.decision.replicas]
-    planned, bound, method = _mig_packed(gpu, gpu_model, whole, presence, fallback, None)
-    if shared:
-        # slices time-sliced inside (decide/shared_slices.py) go on GPUs of their own: the device plugin's
-        # time-slicing of a MIG resource is a node setting, so a node's slices of a profile are all shared or not
-        more, more_bound, more_method = _mig_packed(gpu, gpu_model, shared, presence, fallback, shared)
-        planned, bound = planned + more, bound + more_bound
-        method = method or more_method
-    return planned, bound, method
-
-
-def _mig_packed(
-    gpu: GpuModel,
-    gpu_model: str,
-    recs: Sequence[WorkloadRecommendation],
-    presence: Presence | None,
-    fallback: str | None,
-    shared: Sequence[WorkloadRecommendation] | None,
-) -> tuple[list[PlannedGpu], int, str]:
-    """MIG slots of ``recs`` packed onto GPUs; ``shared``: they are time-sliced inside their slices, ``replicas``
-    tenants present at once per slice."""
-    if not recs:
-        return [], 0, ""
-    by_profile: dict[str, list[WorkloadRecommendation]] = defaultdict(list)
+    """MIG slots packed onto GPUs. A profile's workloads that share their slices (decision.replicas, from
+    decide/shared_slices.py) need ``ceil(present at once / replicas)`` slices, the others one per present device;
+    all of them are packed together, shared slots first, and a GPU holding a shared slice of a profile has every
+    slice of that profile time-sliced alike (the device plugin's time-slicing of ``nvidia.com/mig-<profile>`` is a
+    per-node setting): a workload alone on such a slice is then advertised as ``replicas`` units, so the
+    resource requests pin it (configs/)."""
+    shared: dict[str, list[WorkloadRecommendation]] = defaultdict(list)
+    whole: dict[str, list[WorkloadRecommendation]] = defaultdict(list)
     replicas: dict[str, int] = {}
     for w in recs:
         assert w.decision.profile is not None
-        by_profile[w.decision.profile].append(w)
-        replicas[w.decision.profile] = w.decision.replicas or 1
-    queues = {
-        p: deque(_assign(members, math.ceil(_slots(members, presence) / replicas[p])))
-        for p, members in sorted(by_profile.items())
-    }
+        if w.decision.replicas:
+            shared[w.decision.profile].append(w)
+            replicas[w.decision.profile] = w.decision.replicas
+        else:
+            whole[w.decision.profile].append(w)
+    queues: dict[str, deque[tuple[list[str], bool]]] = defaultdict(deque)
+    for p, members in sorted(shared.items()):
+        queues[p].extend((h, True) for h in _assign(members, math.ceil(_slots(members, presence) / replicas[p])))
+    for p, members in sorted(whole.items()):
+        queues[p].extend((h, False) for h in _assign(members, _slots(members, presence)))
     packing = pack_mig(gpu, Counter({p: len(q) for p, q in queues.items()}), fallback=fallback)
     planned: list[PlannedGpu] = []
     for geometry in packing.geometries:
         # fill this GPU's instances from the queues; instances left empty are dropped (a subset of a valid
         # geometry is valid), so the config creates only what is used
-        used: list[tuple[str, list[str]]] = []
+        used: list[tuple[str, list[str], bool]] = []
         for profile, count in geometry:
             for _ in range(count):
                 if queues[profile]:
-                    used.append((profile, queues[profile].popleft()))
+                    holders_, is_shared = queues[profile].popleft()
+                    used.append((profile, holders_, is_shared))
         if not used:
             continue
-        placements = place(gpu, [p for p, _ in used])
+        time_sliced = {p for p, _, is_shared in used if is_shared}
+        placements = place(gpu, [p for p, _, _ in used])
         holders: dict[str, deque[list[str]]] = defaultdict(deque)
-        for profile, workloads in used:
+        for profile, workloads, _ in used:
             holders[profile].append(workloads)
         instances = tuple(
             MigInstance(
@@ -135,11 +124,11 @@ def _mig_packed(
                 start=pl.start,
                 size=pl.profile.size,
                 workloads=tuple(holders[pl.profile.name].popleft()),
-                replicas=replicas[pl.profile.name] if shared is not None else None,
+                replicas=replicas[pl.profile.name] if pl.profile.name in time_sliced else None,
             )
             for pl in placements
         )
-        trimmed = tuple(sorted(Counter(p for p, _ in used).items()))
+        trimmed = tuple(sorted(Counter(p for p, _, _ in used).items()))
         planned.append(
             PlannedGpu(
                 gpu_model=gpu_model,

@@ -251,3 +251,21 @@ def test_scaling_a_demand_scales_what_the_margin_checks() -> None:
     up = scaled(d, 1.05)
     assert up.memory_need_bytes == int(d.memory_need_bytes * 1.05)
     assert up.compute_p95 == pytest.approx(0.21) and up.duty_cycle == pytest.approx(0.525)
+
+
+@pytest.mark.slow
+def test_the_seed_11_fleet_needs_no_more_gpus_than_today_with_three_modes(tmp_path: Path) -> None:
+    """`slicewise simulate --gpus 32 --days 7 --seed 11`: notebooks that take turns on MIG slices today share
+    slices after the change too, so the plan needs no more GPUs than the fleet has, with at least three modes."""
+    from slicewise.cli import main
+
+    path = tmp_path / "fleet.parquet"
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate", "--out", str(path), "--gpus", "32", "--days", "7", "--seed", "11"])
+    assert exc.value.code == 0
+    rec = recommend_data(from_history(read_history(path), str(path), None))
+    assert rec.plan.gpus_now == 32
+    assert rec.plan.gpus_needed <= rec.plan.gpus_now
+    assert len({w.decision.mode for w in rec.workloads}) >= 3
+    shared = [w for w in rec.workloads if w.decision.mode == Mode.MIG and w.decision.replicas]
+    assert shared and all(any("time-sliced" in r for r in w.decision.reasons) for w in shared)

@@ -157,7 +157,10 @@ def test_advise_from_a_real_prometheus_matches_the_file(tmp_path: Path, capsys: 
         return {w["workload"]: (w["decision"]["mode"], w["decision"]["profile"]) for w in rec["workloads"]}
 
     assert decisions(from_prometheus) == decisions(from_file)
-    assert from_prometheus["plan"]["gpus_needed"] == from_file["plan"]["gpus_needed"]
+    # the file also tells who ran and who was busy at the same time (presence, measured contention); Prometheus's
+    # features do not, so its pools are sized for everyone at once and its contention estimated from duty cycles:
+    # the plans may differ by a GPU, never by more
+    assert abs(from_prometheus["plan"]["gpus_needed"] - from_file["plan"]["gpus_needed"]) <= 1
 
 
 @pytest.mark.slow
