@@ -16,6 +16,7 @@ the independent estimate ``1 - (1 - d)^(r - 1)`` and says so.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from math import comb
@@ -37,22 +38,26 @@ class CoBusy:
 
     @classmethod
     def from_history(cls, rows: pd.DataFrame) -> CoBusy:
-        measured = rows["sm_active_gpu_fraction"].to_numpy(dtype="float64")
-        busy = rows[~np.isnan(measured) & (measured > IDLE_GPU_FRACTION)]
+        from advisor.plan.presence import _codes
+
         seconds = rows["timestamp"].to_numpy("datetime64[s]").astype(np.int64)
         distinct = np.unique(seconds)
         step = max(1, int(np.median(np.diff(distinct)))) if len(distinct) > 1 else 60
-        if busy.empty:
+        measured = rows["sm_active_gpu_fraction"].to_numpy(dtype="float64")
+        busy = ~np.isnan(measured) & (measured > IDLE_GPU_FRACTION)
+        if not busy.any():
             return cls({}, step)
-        start = int(seconds.min())
-        steps = (busy["timestamp"].to_numpy("datetime64[s]").astype(np.int64) - start + step // 2) // step
-        frame = pd.DataFrame(
-            {"workload": busy["workload"].astype(str).to_numpy(), "model": busy["gpu_model"].astype(str).to_numpy()}
-        )
-        frame["step"] = steps
+        workload, names = _codes(rows["workload"])
+        model, models = _codes(rows["gpu_model"])
+        key = workload * len(models) + model
+        steps = (seconds - seconds.min() + step // 2) // step
+        pairs = np.unique(key[busy] * (int(steps.max()) + 1) + steps[busy])
+        key_of, step_of = pairs // (int(steps.max()) + 1), pairs % (int(steps.max()) + 1)
+        edges = np.flatnonzero(np.r_[True, key_of[1:] != key_of[:-1], True])
         out: dict[WorkloadKey, np.ndarray] = {}
-        for (workload, model), group in frame.groupby(["workload", "model"], sort=False):
-            out[WorkloadKey(str(workload), str(model))] = np.unique(group["step"].to_numpy())
+        for a, b in itertools.pairwise(edges.tolist()):
+            k = int(key_of[a])
+            out[WorkloadKey(names[k // len(models)], models[k % len(models)])] = step_of[a:b]
         return cls(out, step)
 
     def contention(self, pool: Sequence[WorkloadKey], replicas: int) -> float | None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -40,29 +39,29 @@ class SharedToday:
     @classmethod
     def from_history(cls, rows: pd.DataFrame) -> SharedToday:
         from advisor.decide.fits import instances_per_gpu
+        from advisor.plan.presence import _codes
 
-        mig = rows[rows["sharing"].astype(str) == "mig"]
+        mig = rows[rows["sharing"] == "mig"]
         if mig.empty:
             return cls(frozenset())
-        frame = pd.DataFrame(
-            {
-                "gpu": mig["gpu_uuid"].astype(str).to_numpy(),
-                "model": mig["gpu_model"].astype(str).to_numpy(),
-                "profile": mig["mig_profile"].astype(str).to_numpy(),
-                "time": mig["timestamp"].to_numpy("datetime64[s]").astype(np.int64),
-                "workload": mig["workload"].astype(str).to_numpy(),
-            }
-        )
-        most = frame.groupby(["gpu", "model", "profile", "time"]).workload.nunique().groupby(level=[0, 1, 2]).max()
+        gpu, _ = _codes(mig["gpu_uuid"])
+        model, models = _codes(mig["gpu_model"])
+        profile, profiles = _codes(mig["mig_profile"])
+        workload, names = _codes(mig["workload"])
+        seconds = mig["timestamp"].to_numpy("datetime64[s]").astype(np.int64)
+        frame = pd.DataFrame({"gpu": gpu, "model": model, "profile": profile, "time": seconds, "workload": workload})
+        device = ["gpu", "model", "profile"]
+        at_once = frame.drop_duplicates().groupby([*device, "time"]).size().groupby(level=[0, 1, 2]).max()
         keys: set[WorkloadKey] = set()
-        for index, n in most.items():
-            gpu, model, profile = (str(v) for v in cast(tuple[str, str, str], index))
-            known = find_model(model)
-            if known is None or not any(p.name == profile for p in known.profiles):
+        for index, n in at_once.items():
+            g, m, p = (int(v) for v in index)  # type: ignore[attr-defined]
+            known = find_model(models[m])
+            name = profiles[p]
+            if known is None or not any(x.name == name for x in known.profiles):
                 continue
-            if int(n) > instances_per_gpu(known.key, profile):
-                on = frame[(frame["gpu"] == gpu) & (frame["profile"] == profile)]["workload"].unique()
-                keys.update(WorkloadKey(str(w), model) for w in on)
+            if int(n) > instances_per_gpu(known.key, name):
+                on = np.unique(workload[(gpu == g) & (profile == p)])
+                keys.update(WorkloadKey(names[w], models[m]) for w in on)
         return cls(frozenset(keys))
 
 

@@ -88,14 +88,26 @@ class BusyGpus:
     def from_history(cls, rows: pd.DataFrame, bin_s: int = MIN_BIN_S) -> BusyGpus:
         if rows.empty:
             return cls({}, 0)
+        gpu, gpus = _codes(rows["gpu_uuid"])
+        model, models = _codes(rows["gpu_model"])
         seconds = rows["timestamp"].to_numpy("datetime64[s]").astype(np.int64)
-        frame = pd.DataFrame(
-            {
-                "bin": (seconds - seconds.min()) // bin_s,
-                "model": rows["gpu_model"].astype(str).to_numpy(),
-                "gpu": rows["gpu_uuid"].astype(str).to_numpy(),
-            }
-        ).drop_duplicates()
-        per_bin = frame.groupby(["model", "bin"]).size()
-        per_model = {str(m): int(n) for m, n in per_bin.groupby(level=0).max().items()}
-        return cls(per_model, int(frame.groupby("bin").size().max()))
+        bins = (seconds - seconds.min()) // bin_s
+        # distinct (bin, gpu) pairs, each GPU with its model (a GPU's model is one: history validation)
+        pairs = np.unique(bins * len(gpus) + gpu)
+        gpu_of = pairs % len(gpus)
+        bin_of = pairs // len(gpus)
+        model_of_gpu = np.zeros(len(gpus), dtype=np.int64)
+        model_of_gpu[gpu] = model
+        total = int(np.bincount(bin_of).max())
+        per_model = {}
+        for m in np.unique(model_of_gpu[gpu_of]):
+            per_model[str(models[m])] = int(np.bincount(bin_of[model_of_gpu[gpu_of] == m]).max())
+        return cls(per_model, total)
+
+
+def _codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Integer codes and their labels, from a categorical without touching the strings."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy(np.int64), [str(c) for c in values.cat.categories]
+    codes, uniques = pd.factorize(values)
+    return codes.astype(np.int64), [str(u) for u in uniques]
