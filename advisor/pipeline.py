@@ -226,6 +226,7 @@ def recommend_from_features(
         *([today] if today else []),
         risk_taken(decisions.workloads),
         *decisions.notes,
+        *([nodes] if (nodes := node_sentence(plan, inventory)) else []),
         krr_baseline(features).sentence(),
     ]
     return Recommendation(
@@ -260,6 +261,25 @@ def headline(plan: FleetPlan, workloads: int) -> str:
             + ")"
         )
     return text + f"; no plan can use fewer than {plan.gpus_lower_bound} for these decisions."
+
+
+def node_sentence(plan: FleetPlan, inventory: Sequence[NodeNow] | None) -> str | None:
+    """Where the plan lays its GPUs on more nodes than run that model today: the device plugin's config is per node
+    (plan/node_setup.py), so setups that cannot share a node need nodes of their own, and the rollout adds them."""
+    if not inventory:
+        return None
+    now: Counter[str] = Counter(n.gpu_model for n in inventory)
+    planned: dict[str, set[int]] = {}
+    for g in plan.gpus:
+        planned.setdefault(g.gpu_model, set()).add(g.node_slot if g.node_slot is not None else g.index)
+    more = [(m, len(slots), now[m]) for m, slots in sorted(planned.items()) if now.get(m) and len(slots) > now[m]]
+    if not more:
+        return None
+    parts = ", ".join(f"{m}: {p} nodes where {n} run today" for m, p, n in more)
+    return (
+        f"The plan lays its GPUs on more nodes than run today ({parts}): a node takes one device-plugin config, so "
+        "MPS, time-sliced whole GPUs and differently shared MIG slices need nodes of their own; rollout.md adds them."
+    )
 
 
 def risk_taken(workloads: Sequence[WorkloadRecommendation]) -> str:

@@ -46,16 +46,17 @@ CONFIGMAP_NAMESPACE = OPERATOR_NAMESPACE
 
 def _config_for(node: PlannedNode) -> DevicePluginConfig:
     if node.mode == Mode.MIG:
-        shared = node.mig_time_slicing
+        shared = node.setup.time_sliced
         if not shared:
             return DevicePluginConfig(version="v1", flags=Flags(migStrategy="mixed"))
-        # slices time-sliced inside: each instance of the profile is advertised as `replicas` units (GPU Operator
-        # docs, "Time-Slicing GPUs in Kubernetes": resources may name nvidia.com/mig-<profile> under mixed)
-        slices = [SharedResource(name=f"nvidia.com/mig-{p}", replicas=k) for p, k in sorted(shared.items())]
+        # whole GPUs and MIG slices time-sliced on a MIG node: each resource is advertised as `replicas` units
+        # (GPU Operator docs, "Time-Slicing GPUs in Kubernetes": resources may name nvidia.com/gpu and
+        # nvidia.com/mig-<profile> under mixed)
+        resources = [SharedResource(name=name, replicas=k) for name, k in shared.items()]
         return DevicePluginConfig(
             version="v1",
             flags=Flags(migStrategy="mixed"),
-            sharing=Sharing(timeSlicing=TimeSlicing(failRequestsGreaterThanOne=True, resources=slices)),
+            sharing=Sharing(timeSlicing=TimeSlicing(failRequestsGreaterThanOne=True, resources=resources)),
         )
     if node.mode == Mode.EXCLUSIVE or node.replicas is None:
         return DevicePluginConfig(version="v1", flags=Flags(migStrategy="none"))

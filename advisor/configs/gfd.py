@@ -42,8 +42,12 @@ def labels_after(node: PlannedNode) -> dict[str, str]:
         DEVICE_PLUGIN_LABEL: node.device_plugin_config,
     }
     if node.mode == Mode.MIG:
-        labels[PRODUCT_LABEL] = product_label(node.gpu_model)
+        whole = node.setup.whole_replicas if node.setup.whole == "ts" else None
+        labels[PRODUCT_LABEL] = product_label(node.gpu_model, shared=bool(whole and whole > 1))
         labels[MIG_STRATEGY_LABEL] = "mixed"
+        if whole and whole > 1:  # time-sliced whole GPUs beside the MIG ones
+            labels[REPLICAS_LABEL] = str(whole)
+            labels[SHARING_STRATEGY_LABEL] = "time-slicing"
         sliced = node.mig_time_slicing
         for resource, count in resources_after(node).items():
             if resource.startswith("nvidia.com/mig-") and "+" not in resource:  # "+" is no valid label key
@@ -74,7 +78,8 @@ def resources_after(node: PlannedNode) -> dict[str, int]:
                 counts[f"nvidia.com/mig-{i.profile}"] += sliced.get(i.profile, 1)
         spare = node.gpus_per_node - node.mig_gpus  # MIG disabled: whole GPUs under ``mixed``
         if spare:
-            counts["nvidia.com/gpu"] = spare
+            whole = node.setup.whole_replicas if node.setup.whole == "ts" else None
+            counts["nvidia.com/gpu"] = spare * (whole or 1)
         return dict(sorted(counts.items()))
     replicas = (node.replicas or 1) if node.mode in SHARING_STRATEGY else 1
     return {"nvidia.com/gpu": node.gpus_per_node * replicas}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from advisor.model import Mode, WorkloadFeatures
+from advisor.plan.node_setup import NodeSetup
 from slicewise.catalogue import GpuModel
 
 OPERATOR_NAMESPACE = "gpu-operator"
@@ -53,6 +54,19 @@ def device_plugin_key(
         return f"{gpu.key.lower()}-ts-{replicas}"
     domain = re.sub(r"[^a-z0-9]+", "-", (group or "shared").lower()).strip("-") or "shared"
     return f"{gpu.key.lower()}-mps-{replicas}-{domain}"[:63].rstrip("-.")
+
+
+def node_key(gpu: GpuModel, setup: NodeSetup) -> str:
+    """The ConfigMap key of a node's whole setup (plan/node_setup.py): ``mig-mixed`` plus what it time-slices
+    (``mig-mixed-ts-gpux4-1g.5gbx2``), or for a node without MIG, as ``device_plugin_key``."""
+    if setup.mps is not None:
+        return device_plugin_key(gpu, Mode.MPS, setup.mps[0], setup.mps[1])
+    if not setup.mig:
+        if setup.whole == "ts":
+            return device_plugin_key(gpu, Mode.TIMESLICE, setup.whole_replicas)
+        return EXCLUSIVE_KEY
+    parts = [f"{name.removeprefix('nvidia.com/').removeprefix('mig-')}x{k}" for name, k in setup.time_sliced.items()]
+    return f"{MIG_KEY}-ts-{'-'.join(parts)}"[:63].rstrip("-.") if parts else MIG_KEY
 
 
 def product_label(nvml_name: str, shared: bool = False) -> str:

@@ -15,8 +15,9 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from advisor.configs.naming import ALL_DISABLED, device_plugin_key
+from advisor.configs.naming import ALL_DISABLED, node_key
 from advisor.model import FleetPlan, Mode, PlannedGpu
+from advisor.plan.node_setup import NodeSetup, node_setup
 from slicewise.catalogue import GpuModel, model, models
 
 Entry = dict[str, object]
@@ -43,18 +44,31 @@ class PlannedNode:
         return f"{self.catalogue.key.lower()}-node-{self.slot}"
 
     @property
+    def setup(self) -> NodeSetup:
+        """What its device-plugin config must say (plan/node_setup.py)."""
+        return node_setup(self.gpus)
+
+    @property
     def mode(self) -> Mode:
         """MIG when any GPU is (its other GPUs then have MIG disabled and are whole GPUs under ``mixed``)."""
         return Mode.MIG if any(g.mode == Mode.MIG for g in self.gpus) else self.gpus[0].mode
 
     @property
     def replicas(self) -> int | None:
-        return None if self.mode == Mode.MIG else self.gpus[0].replicas
+        """Replicas of its whole GPUs (time-slicing or MPS), None where they are not shared."""
+        setup = self.setup
+        return setup.mps[0] if setup.mps else setup.whole_replicas
+
+    @property
+    def whole_mode(self) -> Mode | None:
+        """How its whole (MIG-disabled) GPUs are shared: time-slicing, MPS, exclusive, or None with none."""
+        whole = [g.mode for g in self.gpus if g.mode != Mode.MIG]
+        return whole[0] if whole else None
 
     @property
     def mig_time_slicing(self) -> dict[str, int]:
         """MIG profiles whose slices are time-sliced on this node, and how many ways (one setting per node)."""
-        return {i.profile: i.replicas for g in self.gpus for i in g.mig_instances if i.replicas}
+        return {p: k for p, k in self.setup.mig_sharing.items() if k}
 
     @property
     def mig_gpus(self) -> int:
@@ -117,23 +131,12 @@ def _layout_entries(gpu: GpuModel, node: Sequence[PlannedGpu], per_node: int) ->
     return entries
 
 
-def _setup(g: PlannedGpu) -> tuple[Mode, int | None, str | None]:
-    if g.mode == Mode.MIG:  # slices time-sliced inside make a setup of their own (plan/fleet.py)
-        shared = sorted({f"{i.profile}x{i.replicas}" for i in g.mig_instances if i.replicas})
-        return (Mode.MIG, None, ",".join(shared) or None)
-    return (g.mode, None, None) if g.mode == Mode.EXCLUSIVE else (g.mode, g.replicas, g.sharing_group)
-
-
 def _check_one_config(gpu_model: str, slot: int, gpus: Sequence[PlannedGpu]) -> None:
-    """A node takes one device-plugin config: one sharing setup, or MIG GPUs with whole ones beside them."""
-    setups = {_setup(g) for g in gpus}
-    if any(g.mode == Mode.MIG for g in gpus):
-        setups.discard((Mode.EXCLUSIVE, None, None))
-    if len(setups) > 1:
-        found = ", ".join(sorted(f"{m.value} {r or ''} {d or ''}".strip() for m, r, d in setups))
-        raise ValueError(
-            f"the plan puts {found} on {gpu_model} node slot {slot}: a node takes one device-plugin config"
-        )
+    """A node takes one device-plugin config (plan/node_setup.py says which GPUs can share one)."""
+    try:
+        node_setup(tuple(gpus))
+    except ValueError as e:
+        raise ValueError(f"{gpu_model} node slot {slot}: {e}: a node takes one device-plugin config") from e
 
 
 def plan_nodes(plan: FleetPlan) -> NodeLayout:
@@ -149,13 +152,10 @@ def plan_nodes(plan: FleetPlan) -> NodeLayout:
         gpu = model(gpu_model)
         size = max(per_node.get(gpu_model, 1), *(1 + (g.device_index or 0) for g in gpus))
         mig = [g for g in gpus if g.mode == Mode.MIG]
+        key = node_key(gpu, node_setup(tuple(gpus)))
         if not mig:
-            first = gpus[0]
-            key = device_plugin_key(gpu, first.mode, first.replicas, first.sharing_group)
             nodes.append(PlannedNode(gpu_model, slot, size, tuple(gpus), ALL_DISABLED, key))
             continue
-        shared = {i.profile: i.replicas for g in mig for i in g.mig_instances if i.replicas}
-        key = device_plugin_key(gpu, Mode.MIG, None, mig_time_slicing=shared)
         for g in mig:  # the per-geometry configs, for nodes of one geometry throughout
             if g.mig_config is not None and g.mig_config not in configs:
                 configs[g.mig_config] = [

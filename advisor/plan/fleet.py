@@ -35,6 +35,7 @@ from advisor.model import (
 )
 from advisor.plan.geometries import Geometry
 from advisor.plan.mig import pack_mig
+from advisor.plan.node_setup import NodeSetup, gpu_setup, merged
 from advisor.plan.presence import BusyGpus, Presence
 from advisor.plan.utilisation import utilisation
 from slicewise.catalogue import GpuModel, find_model, place
@@ -189,28 +190,24 @@ def _group_gpus(
     return planned
 
 
-def _setup(g: PlannedGpu) -> tuple[Mode, int | None, str | None]:
-    """GPUs with the same setup can share a node: one device-plugin config (and MIG strategy) per node; MIG GPUs
-    whose slices are time-sliced inside (and how) form their own setup."""
-    if g.mode == Mode.MIG:
-        shared = sorted({f"{i.profile}x{i.replicas}" for i in g.mig_instances if i.replicas})
-        return (Mode.MIG, None, ",".join(shared) or None)
-    return (g.mode, g.replicas, g.sharing_group)
-
-
 def _on_nodes(planned: Sequence[PlannedGpu], per_node: int) -> list[PlannedGpu]:
-    """Number the GPUs and lay them out on node slots of ``per_node`` GPUs, one sharing setup per node (identical
-    MIG geometries come next to each other, so most MIG nodes take one mig-parted config for all their GPUs)."""
+    """Number the GPUs and lay them out on node slots of ``per_node`` GPUs, first fit: a GPU joins the first node
+    with room whose device-plugin config can serve it too (plan/node_setup.py: MIG and whole GPUs share a node
+    under ``mixed``, MPS nodes stay apart), else opens a node. Identical MIG geometries come next to each other, so
+    most MIG nodes take one mig-parted config for all their GPUs."""
+    nodes: list[tuple[NodeSetup, int]] = []  # per node slot: its setup so far, GPUs on it
     out: list[PlannedGpu] = []
-    slot = -1
-    device = per_node
-    previous: tuple[Mode, int | None, str | None] | None = None
     for i, g in enumerate(planned):
-        if device >= per_node or _setup(g) != previous:
-            slot, device = slot + 1, 0
-        out.append(replace(g, index=i, node_slot=slot, device_index=device))
-        previous = _setup(g)
-        device += 1
+        mine = gpu_setup(g)
+        for slot, (setup, count) in enumerate(nodes):
+            both = merged(setup, mine) if count < per_node else None
+            if both is not None:
+                nodes[slot] = (both, count + 1)
+                out.append(replace(g, index=i, node_slot=slot, device_index=count))
+                break
+        else:
+            nodes.append((mine, 1))
+            out.append(replace(g, index=i, node_slot=len(nodes) - 1, device_index=0))
     return out
 
 

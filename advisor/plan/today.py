@@ -53,7 +53,9 @@ class Today:
             )
         return (
             f"Today {self.over_committed} of {self.gpus} GPUs are over-committed: " + "; ".join(parts) + ". The plan "
-            "gives each workload its own measured share instead, which is why it can need more GPUs than today."
+            "shares a slice only between workloads the history shows to be mostly idle (or already taking turns on "
+            "it) and whose peaks fit it together, and gives the others their own measured share, which is why it can "
+            "need more GPUs than today."
         )
 
 

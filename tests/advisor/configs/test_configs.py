@@ -24,23 +24,14 @@ from advisor.configs.schema import (
     SharedResource,
 )
 from advisor.decide import decide
-from advisor.model import Configs, FleetPlan, Mode, WorkloadRecommendation
+from advisor.model import Mode
 from advisor.plan import plan_fleet
 from slicewise import catalogue
 from slicewise.catalogue import MIB
-from tests.advisor.plan.fleet_fixtures import A100, H100, classify_by_prefix, features, mixed_fleet, training
+from tests.advisor.plan.fleet_fixtures import A100, H100, classify_by_prefix, features, training
 from tests.support import shared_file
 
 K8S_VERSION = "1.30.0"
-
-
-@pytest.fixture(scope="module")
-def planned() -> tuple[FleetPlan, tuple[WorkloadRecommendation, ...], Configs]:
-    tiny = [features(f"embed/tiny-{i}", peak_gib=2.0 + 0.05 * i, c95=0.03, duty=0.7) for i in range(20)]
-    fleet = mixed_fleet(4) + tiny
-    result = decide(classify_by_prefix(fleet), fleet)
-    plan = plan_fleet(result.workloads, {H100: 40, A100: 4}, result.unplaced, gpus_per_node={H100: 4})
-    return plan, result.workloads, build_configs(plan, result.workloads)
 
 
 def _yaml_blocks(markdown: str) -> list[str]:
@@ -56,56 +47,24 @@ def test_the_schemas_accept_the_reference_examples() -> None:
     assert DevicePluginConfig.model_validate(mps).sharing.mps is not None
 
 
-def _node_configs(text: str) -> dict[tuple[str, int], str]:
-    """The header's map from (GPU model key, node slot) to the config that node takes."""
-    taken = {}
-    for name, nodes in re.findall(r"^#   (\S+): (.*)$", text, flags=re.MULTILINE):
-        for key, slot in re.findall(r"(\S+) node (\d+)", nodes):
-            taken[(key, int(slot))] = name
-    return taken
-
-
-def test_mig_parted_config_gives_every_planned_gpu_its_geometry(planned) -> None:
-    plan, _, configs = planned
-    assert configs.mig_parted.startswith("# NVIDIA mig-parted config")
-    parsed = MigPartedConfig.model_validate(yaml.safe_load(configs.mig_parted))
-    assert parsed.version == "v1"
-    assert parsed.mig_configs["all-disabled"][0].mig_enabled is False
-    by_pci = {m.pci_device_id: m for m in catalogue.models()}
-    per_node = {m.gpu_model: m.gpus_per_node for m in plan.models}
-    for name, entries in parsed.mig_configs.items():
-        covered: list[int] = []
-        for entry in entries:
-            if entry.mig_enabled and entry.mig_devices:
-                gpu = by_pci[entry.device_filter]
-                catalogue.place(gpu, [p for p, n in entry.mig_devices.items() for _ in range(n)])  # raises if not
-            if entry.devices != "all":
-                covered.extend(entry.devices)
-        assert len(covered) == len(set(covered)), f"{name} maps a device twice"
-    # applying the config the header names for each node gives each planned GPU exactly its planned geometry
-    taken = _node_configs(configs.mig_parted)
-    for g in plan.gpus:
-        gpu = catalogue.model(g.gpu_model)
-        entries = parsed.mig_configs[taken[(gpu.key, g.node_slot)]]
-        (entry,) = [e for e in entries if e.devices == "all" or g.device_index in e.devices]
-        if g.mode != Mode.MIG:
-            assert not entry.mig_enabled
-            continue
-        counts: dict[str, int] = {}
-        for inst in g.mig_instances:
-            counts[inst.profile] = counts.get(inst.profile, 0) + 1
-        assert entry.mig_enabled and entry.mig_devices == counts
-        assert entry.device_filter == gpu.pci_device_id
-        assert g.device_index is not None and g.device_index < per_node[g.gpu_model]
-
-
-def test_nodes_hold_one_sharing_setup_each(planned) -> None:
+def test_nodes_hold_gpus_one_device_plugin_config_serves(planned) -> None:
+    """MIG and exclusive whole GPUs share nodes under ``mixed``; MPS, time-sliced whole GPUs and exclusive ones each
+    keep nodes of their own (plan/node_setup.py), and no node holds more GPUs than the node size."""
     plan, _, _ = planned
     setups: dict[tuple[str, int], set[tuple[object, ...]]] = {}
+    per_node = {m.gpu_model: m.gpus_per_node for m in plan.models}
     for g in plan.gpus:
-        setup = ("mig",) if g.mode == Mode.MIG else (g.mode, g.replicas, g.sharing_group)
+        setup = ("mig-or-whole",) if g.mode in (Mode.MIG, Mode.EXCLUSIVE) else (g.mode, g.replicas, g.sharing_group)
         setups.setdefault((g.gpu_model, g.node_slot), set()).add(setup)
     assert all(len(s) == 1 for s in setups.values())
+    for (model, slot), _ in setups.items():
+        on = [g for g in plan.gpus if g.gpu_model == model and g.node_slot == slot]
+        assert len(on) <= per_node[model] and len({g.device_index for g in on}) == len(on)
+    mixed = [s for (m, slot), s in setups.items() if s == {("mig-or-whole",)}]
+    assert any(
+        {g.mode for g in plan.gpus if (g.gpu_model, g.node_slot) == key} == {Mode.MIG, Mode.EXCLUSIVE} for key in setups
+    ), "the plan puts whole GPUs beside MIG ones where a node has room"
+    assert mixed
 
 
 def test_device_plugin_configmap_is_a_valid_configmap_with_one_key_per_setup(planned) -> None:
@@ -117,6 +76,7 @@ def test_device_plugin_configmap_is_a_valid_configmap_with_one_key_per_setup(pla
     parsed = {key: DevicePluginConfig.model_validate(yaml.safe_load(text)) for key, text in configmap.data.items()}
     assert parsed["mig-mixed"].flags.migStrategy == "mixed" and parsed["mig-mixed"].sharing is None
     assert parsed["exclusive"].sharing is None
+    assert parsed["default"].flags.migStrategy == "mixed" and parsed["default"].sharing is None
     for g in plan.gpus:
         if g.mode == Mode.TIMESLICE:
             ts = parsed[f"h100-80gb-ts-{g.replicas}"].sharing.timeSlicing
@@ -163,7 +123,8 @@ def test_resource_requests_are_valid_pod_fragments_matching_the_decisions(planne
             assert w.features.memory_peak_bytes <= mib * MIB <= d.memory_limit_bytes
         else:
             assert req.env is None
-        assert req.nodeSelector["nvidia.com/gpu.product"] == w.gpu_model.replace(" ", "-")
+        shared = d.mode in (Mode.TIMESLICE, Mode.MPS)
+        assert req.nodeSelector["nvidia.com/gpu.product"] == w.gpu_model.replace(" ", "-") + ("-SHARED" * shared)
 
 
 def test_nos_requests_cover_mig_and_mps_workloads_only(planned) -> None:
