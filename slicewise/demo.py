@@ -8,6 +8,7 @@ Prometheus scraping them (see :mod:`slicewise.live`).
 
 from __future__ import annotations
 
+import textwrap
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ import click
 from slicewise.progress import progress
 
 if TYPE_CHECKING:
+    from advisor.backtest.model import BacktestResult
     from advisor.model import Decision, Recommendation
 
 HISTORY_FILE = "history/fleet.parquet"
@@ -46,14 +48,16 @@ def demo(out: Path, live: bool, scenario: str, days: float, seed: int) -> None:
 
         live_stack.run(scenario, build_scenario(scenario).node_names, say=click.echo)
         return
-    rec, elapsed = run_demo(out, scenario=scenario, days=days, seed=seed)
-    click.echo(summary(rec, out, elapsed))
+    rec, backtest, elapsed = run_demo(out, scenario=scenario, days=days, seed=seed)
+    click.echo(summary(rec, out, elapsed, backtest))
 
 
-def run_demo(out: Path, *, scenario: str = "mixed", days: float = 14, seed: int = 0) -> tuple[Recommendation, float]:
-    """Simulate, advise, write; returns the recommendation and the seconds it took."""
+def run_demo(
+    out: Path, *, scenario: str = "mixed", days: float = 14, seed: int = 0
+) -> tuple[Recommendation, BacktestResult, float]:
+    """Simulate, advise, backtest, write; returns the recommendation, its backtest and the seconds it took."""
+    from advisor.backtest.advise import advise_with_backtest
     from advisor.output import write_out
-    from advisor.pipeline import recommend
     from exporter.simulate.history import write_history
 
     started = time.monotonic()
@@ -62,16 +66,16 @@ def run_demo(out: Path, *, scenario: str = "mixed", days: float = 14, seed: int 
         bar.describe(f"simulating {days:g} days of the {scenario!r} fleet")
         write_history(history, scenario=scenario, days=days, seed=seed)
         bar.advance()
-        bar.describe("running the advisor: features, classes, decisions, fleet plan")
-        rec = recommend(history, timedelta(days=days), seed)
+        bar.describe("running the advisor: features, classes, decisions, fleet plan; and its backtest")
+        rec, backtest = advise_with_backtest(history, timedelta(days=days), seed)
         bar.advance()
         bar.describe("writing the report and configs")
-        write_out(rec, out)
+        write_out(rec, out, backtest=backtest)
         bar.advance()
-    return rec, time.monotonic() - started
+    return rec, backtest, time.monotonic() - started
 
 
-def summary(rec: Recommendation, out: Path, elapsed: float) -> str:
+def summary(rec: Recommendation, out: Path, elapsed: float, backtest: BacktestResult | None = None) -> str:
     """What a newcomer wants from the terminal: the headline, the classes and where the files are."""
     from advisor.report.formatting import short_model
 
@@ -82,8 +86,10 @@ def summary(rec: Recommendation, out: Path, elapsed: float) -> str:
         f"slicewise demo: {len(rec.workloads)} workloads on a simulated fleet of {plan.gpus_now} GPUs ({models}),",
         f"{days:.0f} days of history, advised in {elapsed:.1f} s.",
         "",
-        f"GPUs: {plan.gpus_now} in use now -> {plan.gpus_needed} needed after the change "
-        f"(no plan can use fewer than {plan.gpus_lower_bound}).",
+        f"GPUs: {plan.gpus_now} in the fleet"
+        + (f" ({plan.gpus_busy_max} busy at once at most)" if plan.gpus_busy_max is not None else "")
+        + f" -> {plan.gpus_needed} needed after the change (no plan can use fewer than {plan.gpus_lower_bound}).",
+        *([textwrap.fill(backtest.headline, 110, break_on_hyphens=False)] if backtest is not None else []),
         "",
         "Classes and their decisions:",
     ]
@@ -98,7 +104,7 @@ def summary(rec: Recommendation, out: Path, elapsed: float) -> str:
     lines += [
         "",
         f"Report:  {(out / 'report.html').resolve()}  (also report.md)",
-        f"Data:    {out / 'recommendation.json'}, {out / 'advisor.prom'}",
+        f"Data:    {out / 'recommendation.json'}, {out / 'backtest.json'}, {out / 'advisor.prom'}",
         f"Configs: {out / 'configs'}/ (mig-parted, device plugin, resource requests)",
         f"History: {out / HISTORY_FILE} (try: slicewise advise --history {out / HISTORY_FILE})",
     ]

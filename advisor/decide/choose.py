@@ -98,8 +98,11 @@ def choose(
     """The mode for demand ``d``; ``cobusy`` (who was busy when, from a history file) and ``pool`` (the workloads
     that may share its time-sliced GPUs, by default its members) let time-slicing use measured contention."""
     mig = mig_fit(d, gpu)
+    # where who was busy when is known, measured contention bounds the replicas instead of duty cycles taken as
+    # independent (the memory bound and the replica cap stay)
+    unbounded = replace(rules, timeslice_max_busy_cotenants=float(rules.timeslice_max_replicas)) if cobusy else rules
     ts, measured = measured_timeslice(
-        timeslice_fit(d, gpu, rules), pool or [m.key for m in d.members], gpu, rules, cobusy
+        timeslice_fit(d, gpu, unbounded), pool or [m.key for m in d.members], gpu, rules, cobusy
     )
     mps = mps_fit(d, gpu, rules)
     mig_per_gpu = mig.per_gpu if isinstance(mig, Fit) else 1

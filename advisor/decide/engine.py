@@ -17,7 +17,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from advisor.decide.choose import Choice, choose, measured_timeslice, mode_name
+from advisor.decide.choose import _COMPUTE_UNKNOWN, Choice, choose, measured_timeslice, mode_name
 from advisor.decide.contention import CoBusy
 from advisor.decide.demand import Demand, demand_of, gib, pct
 from advisor.decide.evidence import (
@@ -156,8 +156,8 @@ def _member_decision(
     if fit.mode == Mode.MIG:
         mine = mig_fit(own, gpu)
         if isinstance(mine, Fit) and mine.profile is not None:
-            # why MIG and not the others, in its own numbers where it was decided on MIG on its own too
-            why = alone.reasons[2:] if alone.fit.mode == Mode.MIG else class_choice.reasons[2:]
+            # why MIG and not the others, always in its own numbers
+            why = alone.reasons[2:] if alone.fit.mode == Mode.MIG else _why_not_alone(alone, own, mine)
             reasons = (
                 own.size_sentence,
                 f"Its class runs on MIG; on its own it needs {mine.profile.name} ({gib(mine.memory_limit_bytes)}, "
@@ -199,6 +199,24 @@ def _member_decision(
     return _from_choice(
         Choice(alone.fit, (lead, *alone.reasons)), gpu, f.gpu_model, [f], rules, _own_group(f), cobusy, classmates
     )
+
+
+def _why_not_alone(alone: Choice, own: Demand, mine: Fit) -> tuple[str, ...]:
+    """Why a member whose own numbers would pick another mode takes its MIG slice, in its own numbers."""
+    assert mine.profile is not None
+    other = mode_name(alone.fit.mode)
+    if alone.fit.mode in (Mode.TIMESLICE, Mode.MPS):
+        text = (
+            f"On its own {other} would suit it ({alone.fit.per_gpu} like it per GPU), but a pool of it alone would "
+            f"hold a whole GPU, where {mine.profile.name} takes {mine.per_gpu and 1 / mine.per_gpu:.2f} of one "
+            "beside other workloads; pools are formed only where they need no more GPUs than the slices."
+        )
+    else:
+        text = f"On its own it would take {other}; its class's MIG setting holds it in {mine.profile.name}."
+    out = [_MIG_FLAT_SHORT, text]
+    if not own.compute_known:
+        out.append(_COMPUTE_UNKNOWN)
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -398,6 +416,15 @@ def _no_pools_of_one(
         pool_gpus = math.ceil(devices / (key[2] or 1))
         migs = [mig_fit(needs[i][0], gpu) for i in members]
         if not all(isinstance(m, Fit) and m.profile is not None for m in migs):
+            if devices == 1:  # alone and no slice holds it: a whole GPU, said as such
+                (i,) = members
+                w, fit = recs[i], exclusive_fit(gpu)
+                reasons = (
+                    *w.decision.reasons,
+                    f"Alone in its {mode_name(w.decision.mode)} pool it would hold the GPU by itself, so it takes the "
+                    "whole GPU as such (nothing else is advertised on it).",
+                )
+                out[i] = _decision(fit, gpu, w.gpu_model, reasons, assess(fit, [w.features], rules), rules)
             continue
         share = sum(
             recs[i].features.devices * slice_share(gpu, m.profile)

@@ -30,8 +30,10 @@ class Rules:
     timeslice_max_busy_cotenants: float = 0.5
     timeslice_max_replicas: int = 8
     # Measured (decide/contention.py): a tenant's busy samples in which a co-tenant was busy too. Above this, fewer
-    # replicas, and no time-slicing where even two contend more: the pair at 56 % would halve each burst.
-    timeslice_max_contention: float = 0.35
+    # replicas, and no time-slicing where even two contend more. It is the line past which the risk is rated high
+    # (contention_high below): advice never takes a high contention risk; a pair busy together 56 % of the time
+    # is refused.
+    timeslice_max_contention: float = 0.5
 
     # MPS clients share one server and have no fault isolation: one client's fatal error ends all of them. 16 keeps
     # that blast radius small and is far below the 48 clients MPS allows per GPU on Volta and later.

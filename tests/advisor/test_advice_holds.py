@@ -269,3 +269,24 @@ def test_the_seed_11_fleet_needs_no_more_gpus_than_today_with_three_modes(tmp_pa
     assert len({w.decision.mode for w in rec.workloads}) >= 3
     shared = [w for w in rec.workloads if w.decision.mode == Mode.MIG and w.decision.replicas]
     assert shared and all(any("time-sliced" in r for r in w.decision.reasons) for w in shared)
+
+
+@pytest.mark.slow
+def test_the_demo_fleet_gets_all_four_modes_each_with_its_reasons(tmp_path: Path) -> None:
+    """The demo's two weeks of the mixed fleet: MIG, MPS (the search team's small services), time-slicing
+    (mostly-idle notebooks whose bursts a small slice would throttle) and whole GPUs (training), each saying why."""
+    from slicewise.cli import main
+
+    path = tmp_path / "fleet.parquet"
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate", "--out", str(path), "--scenario", "mixed", "--days", "14", "--seed", "0"])
+    assert exc.value.code == 0
+    rec = recommend_data(from_history(read_history(path), str(path), None))
+    by_mode: dict[Mode, list] = {}
+    for w in rec.workloads:
+        by_mode.setdefault(w.decision.mode, []).append(w)
+    assert set(by_mode) == {Mode.MIG, Mode.MPS, Mode.TIMESLICE, Mode.EXCLUSIVE}
+    assert any("MPS splits the GPU finer than MIG" in r for w in by_mode[Mode.MPS] for r in w.decision.reasons)
+    assert all(w.decision.replicas and w.decision.replicas >= 2 for w in by_mode[Mode.TIMESLICE])
+    assert len(by_mode[Mode.TIMESLICE]) >= 2  # a pool, never one alone
+    assert rec.plan.gpus_needed < rec.plan.gpus_now

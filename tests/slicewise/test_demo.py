@@ -60,9 +60,13 @@ def test_demo_writes_the_report_configs_and_a_summary(tmp_path: Path) -> None:
     assert "slicewise_advisor_gpus{" in (out / "advisor.prom").read_text()
 
     # the summary: the headline numbers as recorded, every class, and where the files are
-    m = re.search(r"GPUs: (\d+) in use now -> (\d+) needed", run.stdout)
+    m = re.search(r"GPUs: (\d+) in the fleet \((\d+) busy at once at most\) -> (\d+) needed", run.stdout)
     assert m, run.stdout
-    assert (int(m.group(1)), int(m.group(2))) == (rec.plan.gpus_now, rec.plan.gpus_needed)
+    assert (int(m.group(1)), int(m.group(2)), int(m.group(3))) == (
+        rec.plan.gpus_now,
+        rec.plan.gpus_busy_max,
+        rec.plan.gpus_needed,
+    )
     for cls in rec.classes:
         assert f"  {cls.id} " in run.stdout
     assert str((out / "report.html").resolve()) in run.stdout
