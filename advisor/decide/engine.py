@@ -8,17 +8,23 @@ class whose own slice is large may move to time-slicing together (``_pool_bursty
 only within a trust domain (``Decision.sharing_group``: the members' one namespace, else the class).
 No decision's memory limit is ever below the workload's own observed peak; a workload larger than its GPU, or on a
 GPU the catalogue does not know, is reported as unplaced, never dropped.
+
+Sizing follows the evidence (evidence.py: thin histories, what the class reaches, calibrated headroom). After every
+class is decided, passes that need the whole fleet run in order: MPS pools per namespace (mps_pool.py), pools
+checked as the plan makes them (pools.py: measured contention, no pools of one), shared MIG slices
+(shared_slices.py), and the near-the-line check (margin.py).
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from advisor.decide.choose import _COMPUTE_UNKNOWN, Choice, choose, measured_timeslice, mode_name
 from advisor.decide.contention import CoBusy
+from advisor.decide.decision import MIG_ISOLATED, make_decision
 from advisor.decide.demand import Demand, demand_of, gib, pct
 from advisor.decide.evidence import (
     ClassEvidence,
@@ -29,9 +35,10 @@ from advisor.decide.evidence import (
     memory_need,
     thin_reason,
 )
-from advisor.decide.fits import Fit, NoFit, exclusive_fit, instances_per_gpu, mig_fit, slice_share, timeslice_fit
+from advisor.decide.fits import Fit, exclusive_fit, instances_per_gpu, mig_fit, slice_share, timeslice_fit
 from advisor.decide.margin import with_margin
 from advisor.decide.mps_pool import Candidate, pool_mps_by_namespace
+from advisor.decide.pools import measured_pools, no_pools_of_one
 from advisor.decide.risk import assess
 from advisor.decide.rules import DEFAULT_RULES, Rules
 from advisor.decide.shared_slices import SharedToday, share_slices
@@ -59,30 +66,6 @@ class Decisions:
     notes: tuple[str, ...]
 
 
-def _decision(
-    fit: Fit,
-    gpu: GpuModel,
-    gpu_model: str,
-    reasons: Iterable[str],
-    risk: Risk,
-    rules: Rules,
-    group: str | None = None,
-) -> Decision:
-    return Decision(
-        mode=fit.mode,
-        gpu_model=gpu_model,
-        profile=fit.profile.name if fit.profile is not None else None,
-        memory_limit_bytes=fit.memory_limit_bytes,
-        compute_limit_gpu_fraction=round(fit.compute_limit, 4),
-        replicas=fit.replicas,
-        mps_active_thread_percentage=fit.mps_active_thread_percentage,
-        headroom=rules.headroom,
-        reasons=tuple(reasons),
-        risk=risk,
-        sharing_group=group if fit.mode == Mode.MPS else None,
-    )
-
-
 def _from_choice(
     choice: Choice,
     gpu: GpuModel,
@@ -94,7 +77,7 @@ def _from_choice(
     pool: Sequence[WorkloadFeatures] | None = None,
 ) -> Decision:
     risk = assess(choice.fit, members, rules, pool, _measured(choice.fit, pool or members, cobusy))
-    return _decision(choice.fit, gpu, gpu_model, choice.reasons, risk, rules, group)
+    return make_decision(choice.fit, gpu, gpu_model, choice.reasons, risk, rules, group)
 
 
 def _measured(fit: Fit, pool: Sequence[WorkloadFeatures], cobusy: CoBusy | None) -> float | None:
@@ -164,7 +147,7 @@ def _member_decision(
                 f"{mine.compute_limit:.2f} of the GPU's SMs).",
                 *why,
             )
-            return _decision(mine, gpu, f.gpu_model, reasons, assess(mine, [f], rules), rules)
+            return make_decision(mine, gpu, f.gpu_model, reasons, assess(mine, [f], rules), rules)
     elif fit.mode in (Mode.TIMESLICE, Mode.MPS):
         need_c = own.compute_need
         if fit.memory_limit_bytes >= own.memory_need_bytes and (
@@ -176,7 +159,7 @@ def _member_decision(
                 f"{gib(fit.memory_limit_bytes)} each.",
                 *class_choice.reasons[1:],
             )
-            return _decision(
+            return make_decision(
                 fit,
                 gpu,
                 f.gpu_model,
@@ -213,7 +196,7 @@ def _why_not_alone(alone: Choice, own: Demand, mine: Fit) -> tuple[str, ...]:
         )
     else:
         text = f"On its own it would take {other}; its class's MIG setting holds it in {mine.profile.name}."
-    out = [_MIG_FLAT_SHORT, text]
+    out = [MIG_ISOLATED, text]
     if not own.compute_known:
         out.append(_COMPUTE_UNKNOWN)
     return tuple(out)
@@ -289,7 +272,7 @@ def _pool_bursty_members(
             f"need, and a burst meets on average {(replicas - 1) * b.demand.duty_cycle:.2f} other busy tenants.",
             "Time-slicing has no memory isolation: a tenant growing past its past peak can OOM the others.",
         )
-        out[b.index] = _decision(
+        out[b.index] = make_decision(
             fit,
             gpu,
             b.features.gpu_model,
@@ -367,7 +350,7 @@ def _thin_decision(
             f"It keeps a whole {gpu.name} (as it runs today) until it has shown its size"
             + (f": its class's well-observed members reach up to {gib(reach)}." if ev.mature else "."),
         ]
-        return _decision(fit, gpu, f.gpu_model, reasons, assess(fit, [f], rules), rules)
+        return make_decision(fit, gpu, f.gpu_model, reasons, assess(fit, [f], rules), rules)
     if ev.mature:
         need = math.ceil(reach * (1 + rules.headroom))
         sized = (
@@ -389,162 +372,6 @@ def _thin_decision(
     return _from_choice(
         Choice(choice.fit, (*([lead] if lead else []), *choice.reasons)), gpu, f.gpu_model, [f], rules, _own_group(f)
     )
-
-
-def _pool_key(w: WorkloadRecommendation) -> tuple[str, Mode, int | None, str | None]:
-    """Workloads with the same key share time-sliced or MPS GPUs (as plan/fleet.py groups them)."""
-    d = w.decision
-    return (w.gpu_model, d.mode, d.replicas, d.sharing_group if d.mode == Mode.MPS else None)
-
-
-def _no_pools_of_one(
-    recs: Sequence[WorkloadRecommendation], needs: dict[int, tuple[Demand, GpuModel]], rules: Rules
-) -> dict[int, Decision]:
-    """A time-slicing or MPS pool that fills its GPUs with fewer tenants than they hold saves nothing when the
-    same workloads' MIG slices would take at least ``Rules.pool_min_gpus_saved`` of a GPU less (a pool of one
-    notebook fills a GPU; its 1g slice takes a seventh). A lone workload joins a time-slicing pool of fewer
-    replicas on its model if there is one (more memory each, fewer co-tenants: safe for it); otherwise the
-    members take the MIG slices that fit them."""
-    pools: dict[tuple[str, Mode, int | None, str | None], list[int]] = defaultdict(list)
-    for i, w in enumerate(recs):
-        if w.decision.mode in (Mode.TIMESLICE, Mode.MPS) and i in needs:
-            pools[_pool_key(w)].append(i)
-    out: dict[int, Decision] = {}
-    for key, members in sorted(pools.items(), key=lambda kv: str(kv[0])):
-        devices = sum(recs[i].features.devices for i in members)
-        gpu = needs[members[0]][1]
-        pool_gpus = math.ceil(devices / (key[2] or 1))
-        migs = [mig_fit(needs[i][0], gpu) for i in members]
-        if not all(isinstance(m, Fit) and m.profile is not None for m in migs):
-            if devices == 1:  # alone and no slice holds it: a whole GPU, said as such
-                (i,) = members
-                w, fit = recs[i], exclusive_fit(gpu)
-                reasons = (
-                    *w.decision.reasons,
-                    f"Alone in its {mode_name(w.decision.mode)} pool it would hold the GPU by itself, so it takes the "
-                    "whole GPU as such (nothing else is advertised on it).",
-                )
-                out[i] = _decision(fit, gpu, w.gpu_model, reasons, assess(fit, [w.features], rules), rules)
-            continue
-        share = sum(
-            recs[i].features.devices * slice_share(gpu, m.profile)
-            for i, m in zip(members, migs, strict=True)
-            if isinstance(m, Fit) and m.profile is not None
-        )
-        if pool_gpus - share < rules.pool_min_gpus_saved:
-            continue
-        mode = mode_name(recs[members[0]].decision.mode)
-        lead = (
-            f"On its own it would fill a {mode} GPU alone, which saves nothing"
-            if devices == 1
-            else f"Its {mode} pool of {devices} would fill {pool_gpus} GPU(s), where their MIG slices take {share:.1f}"
-        )
-        if devices == 1:
-            joined = _join_pool(recs, pools, key, members[0], needs, rules, lead)
-            if joined is not None:
-                out[members[0]] = joined
-                continue
-        for i, mig in zip(members, migs, strict=True):
-            assert isinstance(mig, Fit) and mig.profile is not None
-            w, need = recs[i], needs[i][0]
-            reasons = (
-                need.size_sentence,
-                f"{lead}: MIG {mig.profile.name} ({gib(mig.memory_limit_bytes)}, {mig.compute_limit:.2f} of the "
-                f"GPU's SMs) holds it in {slice_share(gpu, mig.profile):.2f} of a GPU, beside other workloads.",
-                _MIG_FLAT_SHORT,
-            )
-            out[i] = _decision(mig, gpu, w.gpu_model, reasons, assess(mig, [w.features], rules), rules)
-    return out
-
-
-def _join_pool(
-    recs: Sequence[WorkloadRecommendation],
-    pools: dict[tuple[str, Mode, int | None, str | None], list[int]],
-    key: tuple[str, Mode, int | None, str | None],
-    i: int,
-    needs: dict[int, tuple[Demand, GpuModel]],
-    rules: Rules,
-    lead: str,
-) -> Decision | None:
-    """A lone time-sliced workload's place in another time-slicing pool of fewer replicas on its model, if any."""
-    w, (need, gpu) = recs[i], needs[i]
-    if w.decision.mode != Mode.TIMESLICE or key[2] is None:
-        return None
-    joinable = [
-        k[2] for k, m in pools.items()
-        if k != key and k[0] == key[0] and k[1] == Mode.TIMESLICE and k[2] is not None and k[2] <= key[2]
-        and sum(recs[j].features.devices for j in m) > 1
-    ]  # fmt: skip
-    if not joinable:
-        return None
-    replicas = max(joinable)
-    fit = timeslice_fit(need, gpu, replace(rules, timeslice_max_replicas=replicas))
-    if not isinstance(fit, Fit) or fit.replicas != replicas:
-        return None
-    reasons = (
-        f"{lead}: it joins the time-slicing pool of {replicas} replicas per GPU on its model, which gives it "
-        f"{gib(fit.memory_limit_bytes)} and fewer co-tenants than its own setting.",
-        *w.decision.reasons,
-    )
-    return replace(w.decision, replicas=replicas, memory_limit_bytes=fit.memory_limit_bytes, reasons=reasons)
-
-
-def _measured_pools(
-    recs: Sequence[WorkloadRecommendation],
-    needs: dict[int, tuple[Demand, GpuModel]],
-    rules: Rules,
-    cobusy: CoBusy,
-) -> dict[int, Decision]:
-    """Each time-slicing pool as the plan will make it (its model and replicas), checked against the contention
-    measured among exactly its members: fewer replicas where they were busy together too often, MIG slices where
-    even two contend too much, and every member's risk stated with the measured figure."""
-    pools: dict[tuple[str, Mode, int | None, str | None], list[int]] = defaultdict(list)
-    for i, w in enumerate(recs):
-        if w.decision.mode == Mode.TIMESLICE and w.decision.replicas and i in needs:
-            pools[_pool_key(w)].append(i)
-    out: dict[int, Decision] = {}
-    for key, members in pools.items():
-        replicas = key[2] or 1
-        gpu = needs[members[0]][1]
-        first = Fit(Mode.TIMESLICE, gpu.memory_total_bytes // replicas, 1.0, replicas, replicas=replicas)
-        pool = [recs[i].features for i in members]
-        cut, measured = measured_timeslice(first, [f.key for f in pool], gpu, rules, cobusy)
-        for i in members:
-            w = recs[i]
-            if isinstance(cut, Fit) and cut.replicas is not None:
-                changed = cut.replicas != replicas
-                reasons = w.decision.reasons + (
-                    (
-                        f"Its pool's members were busy together too often at {replicas} replicas: it is cut to "
-                        f"{cut.replicas}, where a burst met another busy tenant {pct(measured or 0)} of the time "
-                        "(measured).",
-                    )
-                    if changed
-                    else ()
-                )
-                risk = assess(cut, [w.features], rules, pool, measured)
-                out[i] = replace(
-                    w.decision,
-                    replicas=cut.replicas,
-                    memory_limit_bytes=cut.memory_limit_bytes,
-                    reasons=reasons,
-                    risk=risk,
-                )
-                continue
-            need, gpu = needs[i]
-            mig = mig_fit(need, gpu)
-            fit = mig if isinstance(mig, Fit) else exclusive_fit(gpu)
-            assert isinstance(cut, NoFit)
-            reasons = (
-                need.size_sentence,
-                f"Time-slicing was not kept: {cut.reason}.",
-                f"MIG {fit.profile.name} holds it in isolation instead." if fit.profile else "It keeps a whole GPU.",
-            )
-            out[i] = _decision(fit, gpu, w.gpu_model, reasons, assess(fit, [w.features], rules), rules)
-    return out
-
-
-_MIG_FLAT_SHORT = "MIG isolates memory, cache and SMs in hardware, so its neighbours cannot slow it down or OOM it."
 
 
 def _own_group(f: WorkloadFeatures) -> str:
@@ -654,10 +481,10 @@ def decide(
 
     for index, mps in pool_mps_by_namespace(mig_members, rules).items():
         workload_recs[index] = replace(workload_recs[index], decision=mps)
-    for index, alone in _no_pools_of_one(workload_recs, needs, rules).items():
+    for index, alone in no_pools_of_one(workload_recs, needs, rules).items():
         workload_recs[index] = replace(workload_recs[index], decision=alone)
     if cobusy is not None:
-        for index, measured in _measured_pools(workload_recs, needs, rules, cobusy).items():
+        for index, measured in measured_pools(workload_recs, needs, rules, cobusy).items():
             workload_recs[index] = replace(workload_recs[index], decision=measured)
     for index, shared in share_slices(workload_recs, needs, rules, cobusy, shared_today).items():
         workload_recs[index] = replace(workload_recs[index], decision=shared)
