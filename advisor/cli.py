@@ -6,15 +6,18 @@ bad input (a missing or corrupt history file, a bad flag). Nothing in --out chan
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from slicewise.cli_support import Duration
+from slicewise.redact import redact_url
 
 if TYPE_CHECKING:
+    from advisor.backtest.model import BacktestResult
     from advisor.history.connection import PrometheusConnection
     from advisor.model import Recommendation
 
@@ -32,6 +35,12 @@ BEARER_ENV = "SLICEWISE_PROMETHEUS_BEARER_TOKEN"
 )
 @click.option("--window", type=Duration(), default="14d", show_default=True, help="How much history to use.")
 @click.option(
+    "--end",
+    "end",
+    metavar="TIME",
+    help="With --prometheus: the window ends here, RFC 3339 (2026-01-15T00:00:00Z) [default: now].",
+)
+@click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
     metavar="DIR",
@@ -46,6 +55,13 @@ BEARER_ENV = "SLICEWISE_PROMETHEUS_BEARER_TOKEN"
     help="What to print on standard output.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the clustering.")
+@click.option(
+    "--backtest/--no-backtest",
+    "with_backtest",
+    default=True,
+    show_default=True,
+    help="With --history: also fit the advice at earlier origins and replay what came after (docs/backtest.md).",
+)
 @click.option("--prometheus.username", "prom_username", metavar="USER", help="Basic auth user for --prometheus.")
 @click.option(
     "--prometheus.password-file",
@@ -74,7 +90,29 @@ BEARER_ENV = "SLICEWISE_PROMETHEUS_BEARER_TOKEN"
     type=Duration(),
     default="60s",
     show_default=True,
-    help="Per request (each is retried 3 times with backoff).",
+    help="Per request. A query slower than this is reported, not retried; refused connections and 502/503/429"
+    " answers are retried 3 times with backoff.",
+)
+@click.option(
+    "--prometheus.tenant",
+    "prom_tenant",
+    metavar="TENANT",
+    help="Send X-Scope-OrgID: TENANT (Mimir, Cortex, multi-tenant Thanos).",
+)
+@click.option(
+    "--prometheus.recording-rules",
+    "prom_recorded",
+    is_flag=True,
+    help="Read the series of deploy/prometheus/slicewise.rules.yml (recommended: several times faster); fails"
+    " with a clear message when Prometheus does not have them.",
+)
+@click.option(
+    "--prometheus.max-samples",
+    "prom_max_samples",
+    type=click.IntRange(min=10_000),
+    default=10_000_000,
+    show_default=True,
+    help="Most samples one query may make the server hold; the window is cut into chunks to stay under it.",
 )
 def advise(
     prometheus_url: str | None,
@@ -83,38 +121,72 @@ def advise(
     out: Path | None,
     output_format: str,
     seed: int,
+    with_backtest: bool,
     prom_username: str | None,
     prom_password_file: Path | None,
     prom_bearer_file: Path | None,
     prom_ca_file: Path | None,
     prom_timeout: timedelta,
+    end: str | None,
+    prom_tenant: str | None,
+    prom_recorded: bool,
+    prom_max_samples: int,
 ) -> None:
     """Recommend MIG, MPS, time-slicing or a whole GPU per workload class, with a fleet plan and configs."""
     if (prometheus_url is None) == (history is None):
         raise click.UsageError("give exactly one of --prometheus URL or --history FILE")
     if prometheus_url is not None and not prometheus_url.startswith(("http://", "https://")):
-        raise click.BadParameter(f"{prometheus_url!r} is not an http:// or https:// URL", param_hint="--prometheus")
+        shown = redact_url(prometheus_url)
+        raise click.BadParameter(f"{shown!r} is not an http:// or https:// URL", param_hint="--prometheus")
 
     from advisor.output import read_previous, write_out
     from advisor.pipeline import recommend
 
     source: PrometheusConnection | Path
     if prometheus_url is not None:
-        source = _connection(
+        connection = _connection(
             prometheus_url, prom_username, prom_password_file, prom_bearer_file, prom_ca_file, prom_timeout
         )
+        source = replace(
+            connection,
+            tenant=prom_tenant,
+            recording_rules=prom_recorded,
+            max_samples_per_query=prom_max_samples,
+        )
     else:
-        if prom_username or prom_password_file or prom_bearer_file or prom_ca_file:
+        if prom_username or prom_password_file or prom_bearer_file or prom_ca_file or prom_tenant or prom_recorded:
             raise click.UsageError("the --prometheus.* options go with --prometheus URL, not --history")
+        if end is not None:
+            raise click.UsageError("--end goes with --prometheus (a history file's window ends at its last sample)")
         assert history is not None
         source = history
-    rec = recommend(source, window, seed)
+    from advisor.backtest import unavailable
+    from advisor.backtest.advise import advise_with_backtest
+
+    backtest: BacktestResult | None
+    if isinstance(source, Path) and with_backtest:  # it replays the file's rows (advisor/backtest)
+        rec, backtest = advise_with_backtest(source, window, seed)
+    else:
+        rec = recommend(source, window, seed, now=_end(end) if end is not None else None)
+        backtest = unavailable(rec.source) if not isinstance(source, Path) else None
     previous = read_previous(out) if out is not None else None
     if out is not None:
-        write_out(rec, out, previous)
-    click.echo(_render(rec, output_format, previous), nl=False)
+        write_out(rec, out, previous, backtest)
+    click.echo(_render(rec, output_format, previous, backtest), nl=False)
     if out is not None:
         click.echo(f"slicewise: wrote the report, configs and advisor.prom to {out}", err=True)
+
+
+def _end(text: str) -> datetime:
+    """An RFC 3339 time with its offset (``Z`` or ``+01:00``): a window's end must not depend on the local zone."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        example = "2026-01-15T00:00:00Z"
+        raise click.BadParameter(f"{text!r} is not an RFC 3339 time, e.g. {example}", param_hint="--end") from None
+    if moment.tzinfo is None:
+        raise click.BadParameter(f"{text!r} has no time zone: add Z (UTC) or an offset like +01:00", param_hint="--end")
+    return moment.astimezone(UTC)
 
 
 def _connection(
@@ -152,13 +224,15 @@ def _connection(
     )
 
 
-def _render(rec: Recommendation, output_format: str, previous: Recommendation | None) -> str:
+def _render(
+    rec: Recommendation, output_format: str, previous: Recommendation | None, backtest: BacktestResult | None = None
+) -> str:
     if output_format == "json":
         return rec.to_json() + "\n"
     from advisor import report
 
     if output_format == "html":
-        return report.render_html(rec, previous).document
+        return report.render_html(rec, previous, backtest=backtest).document
     if output_format == "markdown":
-        return report.render_markdown(rec, previous)
-    return report.render_text(rec, previous)
+        return report.render_markdown(rec, previous, backtest=backtest)
+    return report.render_text(rec, previous, backtest=backtest)

@@ -1,21 +1,23 @@
 """Write DESIGN.md's ``--out DIR``: recommendation.json, report.html, report.md, configs/*.yaml, advisor.prom.
 
-Everything is rendered in memory first; then every file is written to a temporary name beside its target and only
-when all of them are written are they renamed into place (slicewise.atomic). A run that fails at any point, while
-rendering or while writing, leaves the previous report as it was.
+Everything is rendered in memory first; then the whole directory is built beside ``--out`` and switched with it
+in one atomic rename (``slicewise.atomic.write_tree``): a reader, or a run killed at any instant, sees the old
+report or the new one, never a mix, and the next run removes what a killed run left. Files in ``--out`` that are
+not part of the report (the demo's ``history/``) are carried over.
 """
 
 from __future__ import annotations
 
-import contextlib
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
+from advisor.backtest.model import BacktestResult
 from advisor.model import Recommendation
-from slicewise.atomic import atomic_path
-from slicewise.errors import JobFailed
+from slicewise.atomic import write_tree
+from slicewise.errors import BadInput, JobFailed
 
 RECOMMENDATION = "recommendation.json"
 REPORT_HTML = "report.html"
@@ -24,7 +26,17 @@ MIG_PARTED = "configs/mig-parted.yaml"
 DEVICE_PLUGIN = "configs/device-plugin.yaml"
 RESOURCE_REQUESTS = "configs/resource-requests.yaml"
 NOS = "configs/nos.yaml"
+# the GPU Operator's side (advisor/configs/): MIG manager ConfigMap, Helm values, the rollout plan node by node
+MIG_PARTED_CONFIGMAP = "configs/mig-parted-configmap.yaml"
+OPERATOR_VALUES = "configs/gpu-operator-values.yaml"
+ROLLOUT_MD = "configs/rollout.md"
+ROLLOUT_JSON = "configs/rollout.json"
 METRICS = "advisor.prom"
+BACKTEST = "backtest.json"
+# Top-level names the report owns: a new report drops an old one's (configs/nos.yaml when nos no longer applies,
+# backtest.json from a run that had one) instead of carrying it over beside a report it does not belong to.
+# Anything else in --out (the demo's history/) is carried over.
+REPORT_NAMES = frozenset({RECOMMENDATION, REPORT_HTML, REPORT_MD, "configs", METRICS, BACKTEST})
 
 
 def advisor_metrics(rec: Recommendation) -> bytes:
@@ -72,8 +84,10 @@ def advisor_metrics(rec: Recommendation) -> bytes:
     return generate_latest(registry)
 
 
-def out_files(rec: Recommendation, report_md: str, report_html: str) -> dict[str, bytes]:
-    """Every file of the --out layout, relative path -> content."""
+def out_files(
+    rec: Recommendation, report_md: str, report_html: str, backtest: BacktestResult | None = None
+) -> dict[str, bytes]:
+    """Every file of the --out layout, relative path -> content (``backtest.json`` where a backtest was run)."""
     files = {
         RECOMMENDATION: rec.to_json().encode() + b"\n",
         REPORT_HTML: report_html.encode(),
@@ -85,22 +99,31 @@ def out_files(rec: Recommendation, report_md: str, report_html: str) -> dict[str
     }
     if rec.configs.nos is not None:
         files[NOS] = rec.configs.nos.encode()
+    operator = {
+        MIG_PARTED_CONFIGMAP: rec.configs.mig_parted_configmap,
+        OPERATOR_VALUES: rec.configs.operator_values,
+        ROLLOUT_MD: rec.configs.rollout_md,
+        ROLLOUT_JSON: rec.configs.rollout_json,
+    }
+    files.update({name: text.encode() for name, text in operator.items() if text})  # "" in an older recommendation
+    if backtest is not None:
+        files[BACKTEST] = backtest.to_json().encode() + b"\n"
     return files
 
 
 def write_files(out: Path, files: Mapping[str, bytes]) -> list[Path]:
-    """Write all files as temporaries, then rename them all; on any error none is renamed."""
+    """Replace the report in ``out`` with ``files`` (relative path -> content, every file of the report) in one
+    atomic switch; on any error ``out`` is left exactly as it was."""
     if out.exists() and not out.is_dir():
         raise JobFailed(f"{out}: exists and is not a directory")
-    targets = [out / name for name in files]
+    real, here = Path(os.path.realpath(out)), Path.cwd().resolve()
+    if real == here or real in here.parents:
+        raise BadInput(f"{out}: the report replaces the whole directory; give it one of its own, not the current one")
     try:
-        with contextlib.ExitStack() as stack:
-            for target, data in zip(targets, files.values(), strict=True):
-                tmp = stack.enter_context(atomic_path(target))
-                tmp.write_bytes(data)
+        write_tree(out, files, replaced=REPORT_NAMES)
     except OSError as exc:
         raise JobFailed(f"cannot write the report to {out}: {exc}") from exc
-    return targets
+    return [out / name for name in files]
 
 
 def read_previous(out: Path) -> Recommendation | None:
@@ -113,13 +136,18 @@ def read_previous(out: Path) -> Recommendation | None:
         return None
 
 
-def write_out(rec: Recommendation, out: Path, previous: Recommendation | None = None) -> list[Path]:
-    """Render the reports (with what changed since ``previous``, by default the recommendation already in ``out``)
-    and write the whole --out directory atomically; returns the paths written."""
+def write_out(
+    rec: Recommendation,
+    out: Path,
+    previous: Recommendation | None = None,
+    backtest: BacktestResult | None = None,
+) -> list[Path]:
+    """Render the reports (with what changed since ``previous``, by default the recommendation already in ``out``,
+    and the ``backtest`` section) and write the whole --out directory atomically; returns the paths written."""
     from advisor.report import render_html, render_markdown
 
     if previous is None:
         previous = read_previous(out)
-    report_md = render_markdown(rec, previous)
-    report_html = render_html(rec, previous).document
-    return write_files(out, out_files(rec, report_md, report_html))
+    report_md = render_markdown(rec, previous, backtest=backtest)
+    report_html = render_html(rec, previous, backtest=backtest).document
+    return write_files(out, out_files(rec, report_md, report_html, backtest))

@@ -21,11 +21,14 @@ from exporter.attribution.precedence import DEFAULT_ORDER, ContainerNames, Step
 from exporter.attribution.procfs import ProcFs
 from exporter.attribution.sources import PodDirectory, ProcSource
 from exporter.collector import CollectorOptions, SlicewiseCollector
+from exporter.nvml.profiles import ProfileTables
 from exporter.nvml.reader import NvmlReader
 from exporter.nvml.session import NvmlSession
 from exporter.web.auth import BasicAuth
 from exporter.web.config import WebConfig
-from exporter.web.server import ExporterServer, build_server, make_app
+from exporter.web.listener import ExporterServer
+from exporter.web.server import build_server, make_app
+from exporter.web.stats import HttpStats
 from slicewise.errors import BadInput
 
 if TYPE_CHECKING:  # imported where used: the kubernetes client alone costs ~35 MiB of RSS off Kubernetes
@@ -59,6 +62,9 @@ class ExporterOptions:
     kubernetes_refresh_s: float = 30.0
     container_socket: Path | None = None
     nvml_retry_s: float = 10.0
+    nvml_exit_after_failures: int = 30  # 0: never exit (see exporter.nvml.session)
+    simulate_driver: str | None = None  # a driver profile of exporter.simulate.drivers (default: the fleet's)
+    simulate_unprivileged: bool = False
 
 
 @dataclass
@@ -77,7 +83,7 @@ class Exporter:
     def url(self) -> str:
         assert self.server is not None
         host, port = self.server.server_address[:2]
-        scheme = "https" if self.server.socket.__class__.__name__ == "SSLSocket" else "http"
+        scheme = "https" if self.server.tls else "http"
         host = str(host)
         if host in ("::", "0.0.0.0"):
             host = "127.0.0.1"
@@ -164,7 +170,13 @@ def _sources(options: ExporterOptions, fleet: Any) -> _Sources:
     if options.scenario is not None or fleet is not None:
         from exporter.simulation import attach_scenario
 
-        attachment, node = attach_scenario(options.scenario or "", options.node_name or None, fleet)
+        attachment, node = attach_scenario(
+            options.scenario or "",
+            options.node_name or None,
+            fleet,
+            driver=options.simulate_driver,
+            unprivileged=options.simulate_unprivileged,
+        )
         containers = node.container_names if Step.CONTAINER in options.order else None
         return _Sources(node.proc_source, node.pod_directory, containers, node.name, attachment=attachment)
     passwd = options.rootfs / "etc/passwd" if options.rootfs != Path("/") else None
@@ -192,13 +204,16 @@ def build_exporter(options: ExporterOptions, serve: bool = True, fleet: Any = No
     simulation = sources.attachment
     # A simulated fleet's driver lives on the fleet's clock (a test's manual clock, or wall time): follow it.
     clock = simulation.fleet.clock.now if simulation is not None else time.monotonic
-    session = NvmlSession(retry_interval_s=options.nvml_retry_s, clock=clock)
+    session = NvmlSession(
+        retry_interval_s=options.nvml_retry_s, clock=clock, exit_after_failures=options.nvml_exit_after_failures
+    )
     reader = NvmlReader(session, clock=clock)
     collector = SlicewiseCollector(
         reader,
         Attributor(sources.procs, sources.pods, sources.containers, order=options.order),
         CollectorOptions(node_name=sources.node_name, aggregate_processes=options.aggregate_processes),
         kubernetes=sources.directory,
+        profiles=ProfileTables(),
     )
     registry = CollectorRegistry()
     registry.register(collector)
@@ -215,8 +230,10 @@ def build_exporter(options: ExporterOptions, serve: bool = True, fleet: Any = No
         if serve:
             auth = BasicAuth(options.web_config.basic_auth_users) if options.web_config.basic_auth_users else None
             headers = list(options.web_config.http_server_config.headers.items())
-            app = make_app(registry, options.telemetry_path, auth, headers)
-            exporter.server = build_server(options.listen_address, app, options.web_config)
+            stats = HttpStats()  # published with the rest: slicewise_exporter_http_errors_total{reason}
+            registry.register(stats)
+            app = make_app(registry, options.telemetry_path, auth, headers, stats)
+            exporter.server = build_server(options.listen_address, app, options.web_config, stats)
     except BaseException:
         exporter.close()
         raise

@@ -49,6 +49,19 @@ _DEFAULT_ORDER = "kubernetes,container,slurm,systemd,user"
     metavar="[SCENARIO]",
     help="Run on a simulated fleet instead of the NVIDIA driver (default scenario: mixed).",
 )
+@click.option(
+    "--simulate.driver",
+    "simulate_driver",
+    default=None,
+    metavar="PROFILE",
+    help="With --simulate: the simulated node's driver release (470, 525, 535.54, 535.98, 550, 580; default 550).",
+)
+@click.option(
+    "--simulate.unprivileged",
+    "simulate_unprivileged",
+    is_flag=True,
+    help="With --simulate: answer as NVML answers an unprivileged container (NO_PERMISSION on MIG-parent memory).",
+)
 @click.option("--node-name", envvar="NODE_NAME", default="", help="Node name for slicewise_gpu_info [env NODE_NAME].")
 @click.option(
     "--path.procfs",
@@ -112,6 +125,15 @@ _DEFAULT_ORDER = "kubernetes,container,slurm,systemd,user"
     help="While the driver is not ready, how often a scrape tries to initialise NVML again.",
 )
 @click.option(
+    "--nvml.exit-after-failures",
+    "nvml_exit_after",
+    type=click.IntRange(min=0),
+    default=30,
+    show_default=True,
+    help="Exit 1 after this many failed NVML initialisations in a row (0: never), and at once on a driver/library "
+    "version mismatch, so that a restarted exporter loads the new driver.",
+)
+@click.option(
     "--log.level",
     "log_level",
     type=click.Choice(["debug", "info", "warn", "error"]),
@@ -124,6 +146,8 @@ def cli(
     web_config_file: Path | None,
     aggregate_processes: bool,
     scenario: str | None,
+    simulate_driver: str | None,
+    simulate_unprivileged: bool,
     node_name: str,
     procfs: Path,
     rootfs: Path,
@@ -133,6 +157,7 @@ def cli(
     kubernetes_refresh: object,
     container_socket: Path | None,
     nvml_retry: object,
+    nvml_exit_after: int,
     log_level: str,
 ) -> None:
     """Prometheus exporter for NVIDIA GPUs: memory and SM use per GPU, MIG instance and process, by workload."""
@@ -141,6 +166,7 @@ def cli(
     from exporter.app import ExporterOptions, build_exporter
     from exporter.attribution.precedence import parse_order
     from exporter.web.config import WebConfig, load_web_config
+    from slicewise.errors import BadInput, JobFailed
 
     logging.basicConfig(
         level=_LOG_LEVELS[log_level],
@@ -150,6 +176,8 @@ def cli(
     assert isinstance(kubernetes_refresh, timedelta) and isinstance(nvml_retry, timedelta)
     if not telemetry_path.startswith("/"):
         raise click.BadParameter("must start with /", param_hint="--web.telemetry-path")
+    if scenario is None and (simulate_driver is not None or simulate_unprivileged):
+        raise BadInput("--simulate.driver and --simulate.unprivileged need --simulate")
     options = ExporterOptions(
         listen_address=listen_address,
         telemetry_path=telemetry_path,
@@ -165,6 +193,9 @@ def cli(
         kubernetes_refresh_s=kubernetes_refresh.total_seconds(),
         container_socket=container_socket,
         nvml_retry_s=nvml_retry.total_seconds(),
+        nvml_exit_after_failures=nvml_exit_after,
+        simulate_driver=simulate_driver,
+        simulate_unprivileged=simulate_unprivileged,
     )
     exporter = build_exporter(options)
     log = logging.getLogger("slicewise-exporter")
@@ -176,17 +207,28 @@ def cli(
         threading.Thread(target=exporter.stop_serving, name="sigterm", daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
+
+    def give_up(message: str) -> None:
+        # NVML can never come up in this process (see exporter.nvml.session): stop serving, then exit 1 below.
+        threading.Thread(target=exporter.stop_serving, name="nvml-fatal", daemon=True).start()
+
+    exporter.session.on_fatal = give_up
     log.info(
         "listening on %s%s (node %r%s)",
         exporter.url,
         telemetry_path,
         exporter.node_name,
-        f", simulated scenario {scenario!r}" if scenario else "",
+        f", simulated scenario {scenario!r}, driver {simulate_driver or 'default'}"
+        f"{', unprivileged' if simulate_unprivileged else ''}"
+        if scenario
+        else "",
     )
     try:
         exporter.serve_forever()
     finally:
         exporter.close()
+    if exporter.session.fatal is not None:
+        raise JobFailed(exporter.session.fatal)
 
 
 def main(args: list[str] | None = None) -> None:

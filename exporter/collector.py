@@ -25,8 +25,10 @@ from prometheus_client.registry import Collector
 
 from exporter.attribution.attributor import Attribution, Attributor
 from exporter.health import DirectoryHealth, Health
+from exporter.nvml.calls import Calls
 from exporter.snapshot import Gpu, MigDevice, Process, ProcessIdentity, Snapshot
 from slicewise import __version__
+from slicewise.catalogue.tables import DriverTable
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,12 @@ class DirectoryHealthSource(Protocol):
     def health(self) -> DirectoryHealth: ...
 
 
+class ProfileTableSource(Protocol):
+    """The driver's MIG profile table per GPU model (``exporter.nvml.profiles.ProfileTables``)."""
+
+    def update(self, snapshot: Snapshot, calls: Calls) -> list[DriverTable]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class CollectorOptions:
     node_name: str = ""
@@ -55,8 +63,10 @@ class SlicewiseCollector(Collector):
         attributor: Attributor,
         options: CollectorOptions = CollectorOptions(),
         kubernetes: DirectoryHealthSource | None = None,
+        profiles: ProfileTableSource | None = None,
     ) -> None:
         self.source = source
+        self.profiles = profiles
         self.attributor = attributor
         self.options = options
         self.kubernetes = kubernetes
@@ -77,9 +87,23 @@ class SlicewiseCollector(Collector):
             self.health.count_errors(snapshot.errors)
             self.health.processes_skipped += attribution.skipped
             families = device_families(snapshot, attribution, self.options)
+            families += self._profile_families(snapshot)
             self.health.last_collect_seconds = time.perf_counter() - started
             families += health_families(snapshot, self.health, self.kubernetes)
         return families
+
+    def _profile_families(self, snapshot: Snapshot) -> list[Metric]:
+        if self.profiles is None:
+            return []
+        calls = Calls()
+        try:
+            tables = self.profiles.update(snapshot, calls)
+        except Exception:  # as for the device reading: a bug costs this family, not the scrape
+            log.exception("reading the MIG profile tables failed")
+            self.health.collect_failures += 1
+            return []
+        self.health.count_errors(calls.errors)
+        return profile_families(tables)
 
 
 # --- devices -------------------------------------------------------------------------------------------------------
@@ -101,8 +125,11 @@ def device_families(snapshot: Snapshot, attribution: Attribution, options: Colle
         "1 per GPU, with its model, driver, MIG mode, compute mode and whether an MPS server runs on it.",
         [*GPU_LABELS, "model", "driver_version", "mig_mode", "compute_mode", "mps", "node"],
     )
-    gpu_mem_total = _gauge("slicewise_gpu_memory_total_bytes", "Framebuffer memory of the GPU.", GPU_LABELS)
-    gpu_mem_used = _gauge("slicewise_gpu_memory_used_bytes", "Framebuffer memory in use on the GPU.", GPU_LABELS)
+    # source: "device" (the GPU's own figure) or "gpu_instances" (MIG mode, unprivileged: the sum of its GPU
+    # instances, since NVML gives a MIG-enabled GPU's memory to privileged callers only).
+    memory_labels = [*GPU_LABELS, "source"]
+    gpu_mem_total = _gauge("slicewise_gpu_memory_total_bytes", "Framebuffer memory of the GPU.", memory_labels)
+    gpu_mem_used = _gauge("slicewise_gpu_memory_used_bytes", "Framebuffer memory in use on the GPU.", memory_labels)
     gpu_sms = _fact("slicewise_gpu_sm_count", "Streaming multiprocessors of the whole GPU.", GPU_LABELS)
     gpu_active = _gauge(
         "slicewise_gpu_sm_active_ratio",
@@ -160,8 +187,8 @@ def device_families(snapshot: Snapshot, attribution: Attribution, options: Colle
                 ],
                 1,
             )
-        _add(gpu_mem_total, g, gpu.memory_total_bytes)
-        _add(gpu_mem_used, g, gpu.memory_used_bytes)
+        _add(gpu_mem_total, [*g, gpu.memory_source.value], gpu.memory_total_bytes)
+        _add(gpu_mem_used, [*g, gpu.memory_source.value], gpu.memory_used_bytes)
         _add(gpu_sms, g, gpu.sm_count)
         _add(gpu_active, g, gpu.sm_active_ratio)
         instances_done: set[int] = set()
@@ -205,6 +232,56 @@ def device_families(snapshot: Snapshot, attribution: Attribution, options: Colle
         proc_mem,
         proc_active,
     ]
+
+
+def profile_families(tables: Sequence[DriverTable]) -> list[Metric]:
+    """The driver's MIG profile table per GPU model: one info series per profile, with the placements as labels
+    (they are what the profile is, not a measurement), and its memory and SMs as values. Constant while the exporter
+    runs; the advisor reads them for a GPU model its catalogue lacks."""
+    keys = ["model", "profile"]
+    info = _gauge(
+        "slicewise_mig_profile_info",
+        "1 per MIG GPU-instance profile the driver offers on this GPU model, with its ids, slices and placements.",
+        [
+            *keys,
+            "profile_id",
+            "nvml_enum",
+            "pci_device_id",
+            "compute_slices",
+            "instances_max",
+            "placement_starts",
+            "placement_size",
+            "copy_engines",
+            "decoders",
+            "jpeg",
+            "ofa",
+        ],
+    )
+    memory = _gauge("slicewise_mig_profile_memory_bytes", "Memory of one GPU instance of the MIG profile.", keys)
+    sms = _fact("slicewise_mig_profile_sm_count", "Streaming multiprocessors of one GPU instance of the profile.", keys)
+    for table in tables:
+        for p in table.profiles:
+            info.add_metric(
+                [
+                    table.model,
+                    p.name,
+                    str(p.profile_id),
+                    str(p.nvml_enum),
+                    table.pci_device_id,
+                    str(p.compute_slices),
+                    str(p.instances_max),
+                    ",".join(str(s) for s in p.placement_starts),
+                    str(p.placement_size),
+                    str(p.copy_engines),
+                    str(p.decoders),
+                    str(p.jpeg),
+                    str(p.ofa),
+                ],
+                1,
+            )
+            memory.add_metric([table.model, p.name], p.memory_mib * 1024 * 1024)
+            sms.add_metric([table.model, p.name], p.sm_count)
+    return [info, memory, sms] if tables else []
 
 
 def _text(value: int | None) -> str:

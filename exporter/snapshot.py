@@ -22,6 +22,13 @@ class ComputeMode(StrEnum):
     UNKNOWN = "Unknown"
 
 
+class MemorySource(StrEnum):
+    """Where a GPU's memory figures come from (the ``source`` label of ``slicewise_gpu_memory_*``)."""
+
+    DEVICE = "device"  # nvmlDeviceGetMemoryInfo on the GPU itself
+    GPU_INSTANCES = "gpu_instances"  # MIG mode, unprivileged: the sum of its GPU instances (excludes unused memory)
+
+
 @dataclass(frozen=True, slots=True)
 class Process:
     """One process with a context on one device (a whole GPU or one MIG device)."""
@@ -64,6 +71,7 @@ class Gpu:
     mps_active: bool = False
     memory_total_bytes: int | None = None
     memory_used_bytes: int | None = None
+    memory_source: MemorySource = MemorySource.DEVICE
     sm_count: int | None = None
     sm_active_ratio: float | None = None
     mig_devices: tuple[MigDevice, ...] = ()

@@ -1,4 +1,4 @@
-"""The ``slicewise`` command: advise, schedule, simulate and demo.
+"""The ``slicewise`` command: advise, backtest, schedule, simulate and demo.
 
 Each subcommand is defined in the package that does the work and only registered here, so the CLI shows the data
 flow: ``simulate`` comes from the simulator (beside the exporter), ``advise`` and ``schedule`` from the advisor.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from advisor.backtest.cli import backtest
 from advisor.cli import advise
 from advisor.schedule.cli import schedule
 from exporter.simulate.cli import simulate
@@ -26,6 +27,7 @@ def cli() -> None:
 
 
 cli.add_command(advise)
+cli.add_command(backtest)
 cli.add_command(schedule)
 cli.add_command(simulate)
 cli.add_command(demo)

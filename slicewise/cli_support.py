@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import sys
@@ -10,6 +11,7 @@ from typing import Any
 
 import click
 
+from slicewise import redact
 from slicewise.errors import SlicewiseError
 
 _DURATION_UNITS = {
@@ -36,7 +38,10 @@ def parse_duration(text: str) -> timedelta:
         if rank <= last_rank:
             raise ValueError(f"not a duration: {text!r} (units must go from largest to smallest)")
         last_rank = rank
-        total += int(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        try:
+            total += int(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        except OverflowError:
+            raise ValueError(f"not a duration: {text!r} (too long)") from None
         pos = m.end()
     if not text or total <= timedelta(0):
         raise ValueError(f"not a positive duration: {text!r}")
@@ -69,16 +74,19 @@ class Duration(click.ParamType):
 def run(command: click.Command, prog_name: str, args: list[str] | None = None) -> None:
     """Run a click command and exit with DESIGN.md's codes: 0 ok, 1 job failed, 2 bad usage or input."""
     log = logging.getLogger(prog_name)
+    redact.install()  # no secret in any log record, whichever library writes it
     try:
         command.main(args=args, prog_name=prog_name, standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as exc:  # usage errors: unknown flag, bad value, missing file
-        exc.show()
+        shown = io.StringIO()
+        exc.show(file=shown)
+        click.echo(redact.redact(shown.getvalue()), err=True, nl=False)
         sys.exit(2)
     except SlicewiseError as exc:
-        click.echo(f"{prog_name}: error: {exc}", err=True)
+        click.echo(f"{prog_name}: error: {redact.redact(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)

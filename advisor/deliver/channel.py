@@ -13,6 +13,7 @@ from typing import Protocol
 
 from advisor.deliver.ledger import DeliveryLedger, Entry, Status
 from advisor.deliver.package import ReportPackage
+from slicewise.redact import redact
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class PeriodLedger:
         return Outcome(destination, True, detail)
 
     def failed(self, destination: str, error: str) -> Outcome:
+        error = redact(error)  # a library's error text may quote a URL that is a secret
         self.ledger.mark_failed(self.period, destination, error)
         return Outcome(destination, False, error)
 

@@ -2,8 +2,9 @@
 
 The message is multipart/mixed: multipart/alternative (the plain-text report, then multipart/related with the HTML
 and its charts as inline PNGs referred to by Content-ID), then recommendation.json and the configs as attachments.
-Its Message-ID is derived from the period, so a resend after an unknown outcome is the same message, which mail
-clients and Gmail show once.
+Its Message-ID is derived from the deployment (the ledger's id), the period and the report's content, so a resend
+after an unknown outcome is the same message, which mail clients and Gmail show once, while two deployments mailing
+from one address, or a report made again for the period, get their own.
 """
 
 from __future__ import annotations
@@ -46,12 +47,19 @@ class SmtpSettings:
     local_hostname: str | None = None  # what EHLO says; default: this host's FQDN
 
 
-def message_id(period: str, sender: str) -> str:
-    """The same Message-ID for every send of one period's report from one sender."""
+def message_id(period: str, sender: str, deployment: str = "", report: str = "") -> str:
+    """The same Message-ID for every send of one report (``report``: a digest of its content) of one period from
+    one deployment and sender; a different one for anything else."""
     address = getaddresses([sender])[0][1] or sender
     domain = address.rpartition("@")[2] or "slicewise.invalid"
-    digest = hashlib.sha256(f"{period}|{address}".encode()).hexdigest()[:20]
+    digest = hashlib.sha256(f"{deployment}|{period}|{report}|{address}".encode()).hexdigest()[:32]
     return f"<slicewise.{digest}@{domain}>"
+
+
+def report_digest(package: ReportPackage) -> str:
+    """What identifies the report's content: its recommendation.json (the rest is rendered from it)."""
+    data = next((a.content for a in package.attachments if a.filename == "recommendation.json"), None)
+    return hashlib.sha256(data if data is not None else package.text.encode()).hexdigest()
 
 
 # RFC 5322's hard limit: Python's folder at 78 would fold a long Subject right after "Subject:", which some
@@ -59,13 +67,13 @@ def message_id(period: str, sender: str) -> str:
 _POLICY = email.policy.SMTP.clone(max_line_length=998)
 
 
-def build_message(package: ReportPackage, sender: str, recipients: Sequence[str]) -> EmailMessage:
+def build_message(package: ReportPackage, sender: str, recipients: Sequence[str], deployment: str = "") -> EmailMessage:
     msg = EmailMessage(policy=_POLICY)
     msg["Subject"] = package.subject
     msg["From"] = sender
     msg["To"] = ", ".join(recipients)
     msg["Date"] = formatdate(localtime=True)
-    msg["Message-ID"] = message_id(package.period, sender)
+    msg["Message-ID"] = message_id(package.period, sender, deployment, report_digest(package))
     msg["X-Slicewise-Period"] = package.period
     msg.set_content(package.text, subtype="plain", charset="utf-8")
     msg.add_alternative(package.html.email, subtype="html", charset="utf-8")
@@ -138,7 +146,7 @@ class EmailChannel:
         return tuple(self._by_key)
 
     def send(self, package: ReportPackage, pending: Sequence[str], ledger: PeriodLedger) -> list[Outcome]:
-        message = build_message(package, self.settings.sender, self.recipients)
+        message = build_message(package, self.settings.sender, self.recipients, ledger.ledger.deployment_id())
         envelope_to = [getaddresses([self._by_key[k]])[0][1] for k in pending]
         for k in pending:
             before = ledger.begin(k)

@@ -13,6 +13,7 @@ The ledger also lists the periods that were started, so a retry job knows which 
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from slicewise.errors import BadInput
+from slicewise.redact import redact
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS periods (
@@ -35,6 +37,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
     detail TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     PRIMARY KEY (period, destination)
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
 );
 """
 
@@ -71,6 +77,14 @@ class DeliveryLedger:
     def _connect(self) -> Iterator[sqlite3.Connection]:
         with closing(sqlite3.connect(self.path, timeout=30)) as db, db:  # one transaction, committed on success
             yield db
+
+    def deployment_id(self) -> str:
+        """A random id made once per ledger, that is per deployment (state directory): it tells apart two
+        deployments that mail from one address, in the email Message-ID."""
+        with self._connect() as db:
+            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('deployment', ?)", (uuid.uuid4().hex,))
+            row = db.execute("SELECT value FROM meta WHERE key = 'deployment'").fetchone()
+        return str(row[0])
 
     # periods
 
@@ -137,7 +151,7 @@ class DeliveryLedger:
             updated = db.execute(
                 "UPDATE deliveries SET status = ?, detail = ?, updated_at = ? "
                 "WHERE period = ? AND destination = ? AND status = 'sending'",
-                (status.value, detail, _now().isoformat(), period, destination),
+                (status.value, redact(detail), _now().isoformat(), period, destination),
             ).rowcount
         if updated != 1:
             raise ValueError(f"{destination} ({period}): no send in progress to mark {status.value}")

@@ -1,5 +1,6 @@
 """Secrets (SMTP password, Slack tokens and webhook URLs) come from an environment variable or a file, never from
-the command line (other users see it in ``ps``) or the config file (it gets committed), and never reach a log.
+the command line (other users see it in ``ps``) or the config file (it gets committed), and never reach a log:
+each is registered with :mod:`slicewise.redact` when read, which masks it in every log record and error message.
 
 A missing variable or an unreadable file is one clear error naming the variable or the file, not the value.
 """
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slicewise.errors import BadInput
+from slicewise.redact import register
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,9 @@ class Secret:
 
     _value: str
     source: str  # where it came from, e.g. "environment variable SMTP_PASSWORD": safe to print
+
+    def __post_init__(self) -> None:
+        register(self._value)  # masked in every log line and error from now on (slicewise.redact)
 
     def reveal(self) -> str:
         return self._value

@@ -255,6 +255,8 @@ class SlackBotChannel:
         except SlackApiError as exc:
             log.warning("%s: cannot look for an earlier post (%s); posting", self.name, _api_error(channel, exc))
             return None
+        except (SlackClientError, OSError) as exc:  # Slack unreachable: posting blind could post twice, so retry
+            raise Transient(f"{self.name}: cannot look for an earlier post in {channel}: {exc}") from None
         messages: list[dict[str, Any]] = history.get("messages") or []
         for message in messages:
             metadata: dict[str, Any] = message.get("metadata") or {}

@@ -13,6 +13,7 @@ from typing import TypedDict
 
 from advisor.history.prometheus import PrometheusClient, PrometheusSource
 from slicewise.errors import BadInput
+from slicewise.redact import has_userinfo, redact_url, split_userinfo
 
 
 @dataclass(frozen=True)
@@ -23,10 +24,19 @@ class PrometheusConnection:
     bearer_token: str | None = field(default=None, repr=False)  # or a bearer token (Thanos, Mimir, a proxy)
     ca_file: Path | None = None  # a private CA that signed the server's certificate
     timeout_s: float = 60.0  # per request
+    tenant: str | None = None  # X-Scope-OrgID (Mimir, Cortex, multi-tenant Thanos)
+    recording_rules: bool = False  # read deploy/prometheus/slicewise.rules.yml's series (the fast path)
+    max_samples_per_query: int = 10_000_000  # chunks are sized so that no query holds more
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("http://", "https://")):
-            raise BadInput(f"{self.url!r} is not an http:// or https:// URL")
+            raise BadInput(f"{redact_url(self.url)!r} is not an http:// or https:// URL")
+        if has_userinfo(self.url):  # user:password@ in the URL: used as basic auth, never shown (slicewise.redact)
+            url, username, password = split_userinfo(self.url)
+            if self.username is not None or self.bearer_token is not None:
+                raise BadInput(f"Prometheus {url}: credentials in the URL and as options: give them one way")
+            for name, value in (("url", url), ("username", username), ("password", password)):
+                object.__setattr__(self, name, value)
         if self.bearer_token is not None and self.username is not None:
             raise BadInput("Prometheus: give basic auth (username and password) or a bearer token, not both")
         if self.password is not None and self.username is None:
@@ -47,11 +57,17 @@ class PrometheusConnection:
             bearer_token=self.bearer_token,
             timeout=self.timeout_s,
             verify=self._verify(),
+            tenant=self.tenant,
         )
 
     def source(self) -> PrometheusSource:
-        """Features per workload, computed server-side."""
-        return PrometheusSource(self.url, **self._options())
+        """Features per workload: per-sample range queries per chunk, reduced client-side."""
+        return PrometheusSource(
+            self.url,
+            **self._options(),
+            recorded=self.recording_rules,
+            max_samples_per_query=self.max_samples_per_query,
+        )
 
     def client(self) -> PrometheusClient:
         """Instant queries (the GPUs seen in the window)."""
@@ -66,3 +82,4 @@ class _Options(TypedDict):
     bearer_token: str | None
     timeout: float
     verify: bool | ssl.SSLContext
+    tenant: str | None

@@ -2,9 +2,13 @@
 
 Validation is strict because everything downstream trusts the frame: a missing column, a value of the wrong type,
 negative memory, a fraction outside 0–1, an unparseable time or an unknown sharing mode is one ``BadInput`` that
-names the file, the row (1-based, header not counted; CSV also gives the line) and the column. Unknown columns are
-ignored. Native Parquet types pass through without a per-value check, so 40 M rows read in seconds; any other
-type (strings in CSV, a Parquet column written as text) goes through the same parsers, which can name the row.
+names the file, the row (1-based, header not counted; CSV also gives the line) and the column. Against the GPU
+catalogue: a MIG profile the GPU model does not have, memory above the GPU's total, one GPU UUID under two models
+are errors too (a model the catalogue lacks is checked against the driver's table beside the file, or taken with a
+warning). Nested Parquet columns and non-finite numbers are refused by name, never a traceback or a RuntimeWarning.
+Unknown columns are ignored. Native Parquet types pass through without a per-value check, so 40 M rows read in
+seconds; any other type (strings in CSV, a Parquet column written as text) goes through the same parsers, which can
+name the row.
 
 The frame has the DESIGN.md columns in DESIGN.md's order, plus ``namespace`` and ``process_count`` when the file has
 them: ``timestamp`` as tz-aware UTC datetimes, string columns as pandas categoricals (2,000 workloads x 20,000
@@ -17,19 +21,28 @@ from __future__ import annotations
 
 import csv
 import gzip
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from slicewise.catalogue import GpuModel, find_model, resolve_model
 from slicewise.errors import BadInput
 from slicewise.history_schema import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Sharing, file_format
 
+log = logging.getLogger(__name__)
 STRING_COLUMNS = tuple(c for c, t in {**REQUIRED_COLUMNS, **OPTIONAL_COLUMNS}.items() if t == "string")
-NON_EMPTY_COLUMNS = ("workload", "gpu_model", "sharing")
+NON_EMPTY_COLUMNS = ("workload", "node", "gpu_uuid", "gpu_model", "sharing")
+# what pandas and other writers put in a text cell for a missing value: never a real node or workload name
+MISSING_TEXT = frozenset({"nan", "NaN", "NAN", "None", "null", "NULL", "<NA>", "NA", "NaT"})
 # Rounding in the tool that wrote the file may put a fraction a hair outside 0..1; more than this is an error.
 FRACTION_SLACK = 1e-9
+# A reading above the GPU's framebuffer is impossible; the slack covers SKUs of one family whose totals differ a bit.
+MEMORY_TOTAL_SLACK = 0.02
+# Bytes as int64: anything beyond is a unit or encoding mistake (inf, 1e300), not a memory reading.
+BYTES_MAX = float(2**62)
 # Epoch seconds pandas can hold (1970 .. 2262); anything outside is a unit mistake (ms, ns), not a time.
 EPOCH_SECONDS_MAX = 9.2e9
 
@@ -60,7 +73,14 @@ def read_history(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise BadInput(f"{path}: no such history file")
     raw = _read_parquet(path) if fmt == "parquet" else _read_csv(path)
-    return _validated(raw, _Problem(path, csv=fmt == "csv"))
+    return _validated(raw, _Problem(path, csv=fmt == "csv"), _driver_models(path))
+
+
+def _driver_models(path: Path) -> tuple[GpuModel, ...]:
+    """GPU models the catalogue lacks, from the driver's MIG tables beside the history (advisor/history/profiles)."""
+    from advisor.history.profiles import learn, read_beside
+
+    return learn(read_beside(path)).models
 
 
 def _wanted(present: list[str], path: Path) -> list[str]:
@@ -81,10 +101,26 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     from advisor.history.parquet import read_columns
 
     try:
-        columns = _wanted(list(pq.read_schema(path).names), path)
+        schema = pq.read_schema(path)
+        columns = _wanted(list(schema.names), path)
+        _flat(schema, columns, path)
         return read_columns(path, columns, STRING_COLUMNS, nullable=("sm_active_gpu_fraction",))
     except (pa.ArrowException, OSError) as exc:
         raise BadInput(f"{path}: not a readable Parquet file: {exc}") from exc
+
+
+def _flat(schema: Any, columns: list[str], path: Path) -> None:
+    """One value per cell: a list, struct or map column (a writer that grouped samples) is refused by name."""
+    import pyarrow as pa
+
+    for column in columns:
+        kind = schema.field(column).type
+        if pa.types.is_nested(kind) or pa.types.is_union(kind):
+            expected = REQUIRED_COLUMNS.get(column) or OPTIONAL_COLUMNS[column]
+            raise BadInput(
+                f"{path}: column {column!r}: a nested Parquet column ({kind}) where one {expected} value per row"
+                " belongs (write one row per sample)"
+            )
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -136,7 +172,7 @@ def _parse_csv(path: Path, columns: list[str], threads: bool) -> Any:
     )
 
 
-def _validated(raw: pd.DataFrame, problem: _Problem) -> pd.DataFrame:
+def _validated(raw: pd.DataFrame, problem: _Problem, driver_models: tuple[GpuModel, ...] = ()) -> pd.DataFrame:
     out: dict[str, pd.Series] = {}
     for column in raw.columns:
         values = raw[column]
@@ -148,7 +184,73 @@ def _validated(raw: pd.DataFrame, problem: _Problem) -> pd.DataFrame:
             out[column] = _fractions(values, column, problem)
         else:  # memory_used_bytes, process_count
             out[column] = _counts(values, column, problem)
-    return pd.DataFrame(out, copy=False)  # no consolidation copy: 40 M rows are 1.2 GiB
+    frame = pd.DataFrame(out, copy=False)  # no consolidation copy: 40 M rows are 1.2 GiB
+    _one_model_per_gpu(frame, problem)
+    _against_the_catalogue(frame, problem, driver_models)
+    return frame
+
+
+def _one_model_per_gpu(frame: pd.DataFrame, problem: _Problem) -> None:
+    """A GPU UUID names one physical GPU: two models under one UUID is a writer's mix-up."""
+    uuid, gpu_model = frame["gpu_uuid"].cat.codes.to_numpy(), frame["gpu_model"].cat.codes.to_numpy()
+    seen = _pairs(uuid, len(frame["gpu_uuid"].cat.categories), gpu_model, len(frame["gpu_model"].cat.categories))
+    if (seen.sum(axis=1) <= 1).all():
+        return
+    first_model = pd.Series(gpu_model).groupby(uuid).transform("first").to_numpy()
+    hits = np.flatnonzero(gpu_model != first_model)
+    i = int(hits[0])
+    other = frame["gpu_model"].iloc[int(np.flatnonzero(uuid == uuid[i])[0])]
+    what = f"GPU {frame['gpu_uuid'].iloc[i]} is reported as {other!r} in an earlier row: one UUID, two models"
+    raise problem.at(i, "gpu_model", what, frame["gpu_model"].iloc[i])
+
+
+def _pairs(a: np.ndarray, a_count: int, b: np.ndarray, b_count: int) -> np.ndarray:
+    """Which (a, b) code pairs occur: a boolean table, one pass over the rows (40 M rows in well under a second)."""
+    seen = np.zeros((a_count, b_count), dtype=bool)
+    seen[a, b] = True
+    return seen
+
+
+def _against_the_catalogue(frame: pd.DataFrame, problem: _Problem, driver_models: tuple[GpuModel, ...]) -> None:
+    """MIG profiles the GPU model has, and memory within the GPU's total, for the models the catalogue knows (and
+    profiles only, for those a driver table beside the file describes: its total is not in the table); a model
+    neither knows (a newer GPU) is taken as it is, with a warning."""
+    models = frame["gpu_model"].cat.categories
+    catalogued = [find_model(str(name)) for name in models]
+    known = [m or resolve_model(str(name), driver_models) for m, name in zip(catalogued, models, strict=True)]
+    codes = frame["gpu_model"].cat.codes.to_numpy()
+    totals = np.array([np.nan if m is None else m.memory_total_bytes * (1 + MEMORY_TOTAL_SLACK) for m in catalogued])
+    memory = frame["memory_used_bytes"].to_numpy()
+    with np.errstate(invalid="ignore"):
+        above = memory > totals[codes]
+    if above.any():
+        i = int(np.flatnonzero(above)[0])
+        gpu = catalogued[codes[i]]
+        assert gpu is not None
+        what = f"more memory than the {gpu.name}'s {gpu.memory_total_bytes / 1024**3:.1f} GiB"
+        raise problem.at(i, "memory_used_bytes", what, int(memory[i]))
+    profiles = frame["mig_profile"]
+    seen = _pairs(codes, len(models), profiles.cat.codes.to_numpy(), len(profiles.cat.categories))
+    unknown_models: set[str] = set()
+    for model_code, profile_code in zip(*np.nonzero(seen), strict=True):
+        profile = str(profiles.cat.categories[profile_code])
+        if not profile:
+            continue
+        gpu = known[model_code]
+        if gpu is None:
+            unknown_models.add(str(models[model_code]))
+            continue
+        names = {p.name for p in gpu.profiles}
+        if profile not in names:
+            bad = (codes == model_code) & (profiles.cat.codes.to_numpy() == profile_code)
+            what = f"the {gpu.name} has no MIG profile {profile!r} (it has {', '.join(sorted(names))})"
+            raise _must(problem.first(bad, profiles, "mig_profile", what))
+    for name in sorted(unknown_models):
+        log.warning(
+            "%s: GPU model %r is not in the catalogue: its MIG profiles are taken as the file gives them",
+            problem.path,
+            name,
+        )
 
 
 def _strings(values: pd.Series, column: str, problem: _Problem) -> pd.Series:
@@ -169,6 +271,8 @@ def _strings(values: pd.Series, column: str, problem: _Problem) -> pd.Series:
         raise _must(problem.first(values.isin(bad_categories), values, column, "expected text"))
     if column in NON_EMPTY_COLUMNS and "" in categories:
         raise _must(problem.first(values == "", values, column, "empty value"))
+    if column in NON_EMPTY_COLUMNS and not MISSING_TEXT.isdisjoint(categories):
+        raise _must(problem.first(values.isin(MISSING_TEXT), values, column, "missing value"))
     if column == "sharing":
         allowed = {s.value for s in Sharing}
         unknown = [c for c in categories if c not in allowed]
@@ -201,6 +305,9 @@ def _counts(values: pd.Series, column: str, problem: _Problem) -> pd.Series:
     numbers = _numbers(values, column, problem, allow_missing=False)
     if not pd.api.types.is_integer_dtype(numbers.dtype):
         as_float = numbers.to_numpy(dtype="float64")
+        error = problem.first(~(np.abs(as_float) < BYTES_MAX), values, column, "not a finite number in range")
+        if error:
+            raise error
         error = problem.first(as_float != np.round(as_float), values, column, "expected a whole number")
         if error:
             raise error

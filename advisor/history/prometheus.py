@@ -1,18 +1,27 @@
-"""Per-workload features from Prometheus (or Thanos, Mimir, VictoriaMetrics: the Prometheus HTTP API) — server-side.
+"""Per-workload features from Prometheus (or Thanos, Mimir, VictoriaMetrics: the Prometheus HTTP API).
 
-``PrometheusSource(url).features(window, step)`` asks Prometheus for one summary per workload-device series and
-time chunk — ``count_over_time``, ``sum_over_time``, ``min/max_over_time``, ``quantile_over_time`` over the
-per-sample series of ``promql.py`` — and puts them together in ``merge.py``. No query returns raw samples: a
-fleet of 2,000 workloads over 14 days at 60 s is 40 M samples on the server and about 200,000 numbers on the wire.
-The window is cut into chunks so that no query makes the server hold more than ``max_samples_per_query`` samples
-(10 M; Prometheus refuses queries over ``--query.max-samples``, 50 M by default): by default the chunk is as long
-as that allows for the number of workload-device series, up to the whole window (``chunk_for``).
+``PrometheusSource(url).features(window, step)`` cuts the window into chunks and, per chunk, sends a few **range
+queries at the step** — the raw process series (memory, SM activity), each MIG device's activity, the GPUs running
+MPS, dcgm-exporter's part — and reduces the answers client-side (``reduce.py``: process series added up per
+workload and device, MIG activity split among its workloads) to the history file's features. The server reads
+each raw sample about once (the old design's 29 ``*_over_time`` subqueries each recomputed it), and range
+queries are what the Thanos and Mimir query frontends split by day and cache. With ``recorded=True`` the memory
+and compute series are the recording rules' (deploy/prometheus/slicewise.rules.yml), read as plain selectors.
 
-``step`` should be the scrape interval or a multiple of it: each step reads the last sample scraped within it.
+Chunks: as long as possible (exact quantiles need no merging) while every query holds at most
+``max_samples_per_query`` samples (10 M; Prometheus refuses queries over ``--query.max-samples``, 50 M by default):
+``chunk_for`` counts the raw series over the whole window with the series API (index only, no samples read) and
+divides. Prometheus also refuses range queries of more than 11,000 steps, so at 60 s a chunk is at most 7 days.
 
-Errors: an unreachable server, a timeout, a 5xx or 429 answer are retried with exponential backoff (``retries``
-times); then, or on any other error answer (a bad query, 401/403, a body that is not Prometheus's JSON), one
-``JobFailed`` says which URL and what it answered.
+Quantiles: exact (numpy's linear rule, which is ``quantile_over_time``'s and the file's) while the samples held
+client-side stay under ``exact_samples`` (20 M, about 160 MB); beyond, they are folded into per-chunk summaries
+with a quantile every 1 % and merged (``merge.py``, ``reduce.py``).
+
+Errors: connection refused or reset, 429, 502 and 503 are retried with exponential backoff (``retries`` times);
+a query that outlives the client's timeout, or that the server (504, or its ``--query.timeout``) stopped as too
+slow, is **not** retried — the server may still be computing it — but reported as slow, with the query and the
+timeout to raise. Any other error answer (a bad query, 401/403, a body that is not Prometheus's JSON) is one
+``JobFailed`` saying which URL and what it answered.
 """
 
 from __future__ import annotations
@@ -20,27 +29,30 @@ from __future__ import annotations
 import logging
 import math
 import ssl
+import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
-from advisor.features import IDLE_GPU_FRACTION
 from advisor.history import promql
-from advisor.history.merge import SUMMARY_LEVELS, Summary, WorkloadParts, assemble
+from advisor.history.matrix import Series, parse_matrix
+from advisor.history.merge import assemble
+from advisor.history.reduce import ChunkData, Reducer, Steps, device_key, max_by, sum_by_device
 from advisor.model import Window, WorkloadFeatures
 from slicewise import __version__
 from slicewise.errors import JobFailed
-from slicewise.history_schema import Sharing
 from slicewise.progress import progress
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+RETRY_STATUS = frozenset({429, 502, 503})
+MAX_STEPS = 11_000  # Prometheus refuses range queries with more points per series
+PROCESS_STEPS = 10  # process counts are read every 10th step (they change when a pod restarts, not per minute)
 
 
 @dataclass(frozen=True)
@@ -51,8 +63,29 @@ class Sample:
     value: float
 
 
+@dataclass
+class QueryStats:
+    """What the queries cost the server (with ``stats=True``: Prometheus's ``stats=all``)."""
+
+    queries: int = 0
+    samples_read: int = 0  # totalQueryableSamples, summed
+    peak_samples: int = 0  # the most samples one query held at once
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, stats: dict[str, Any]) -> None:
+        samples = stats.get("samples", {}) if isinstance(stats, dict) else {}
+        with self._lock:
+            self.queries += 1
+            self.samples_read += int(samples.get("totalQueryableSamples", 0))
+            self.peak_samples = max(self.peak_samples, int(samples.get("peakSamples", 0)))
+
+
+class Slow(JobFailed):
+    """The server took longer than a timeout: raise it, or ask less per query."""
+
+
 class PrometheusClient:
-    """The instant-query part of the Prometheus HTTP API, with auth, timeouts, retries and clear errors."""
+    """Instant and range queries and the series API, with auth, a tenant, timeouts, retries and clear errors."""
 
     def __init__(
         self,
@@ -62,23 +95,31 @@ class PrometheusClient:
         password: str | None = None,
         bearer_token: str | None = None,
         headers: dict[str, str] | None = None,
+        tenant: str | None = None,
         timeout: float = 60.0,
         retries: int = 3,
         backoff: float = 0.5,
         verify: bool | str | ssl.SSLContext = True,
         transport: httpx.BaseTransport | None = None,
+        stats: bool = False,
+        compress: bool = False,
     ) -> None:
         if bearer_token and (username or password):
             raise ValueError("give basic auth (username, password) or a bearer token, not both")
         self.url = url.rstrip("/")
-        self.retries, self.backoff = retries, backoff
+        self.retries, self.backoff, self.timeout = retries, backoff, timeout
         all_headers = {"User-Agent": f"slicewise/{__version__}", **(headers or {})}
+        if not compress:  # gzip costs the server ~2 s of CPU per 20 MB answer; it pays only over a slow network
+            all_headers.setdefault("Accept-Encoding", "identity")
+        if tenant:
+            all_headers["X-Scope-OrgID"] = tenant  # Mimir, Cortex, Thanos with tenancy
         if bearer_token:
             all_headers["Authorization"] = f"Bearer {bearer_token}"
         auth = httpx.BasicAuth(username, password or "") if username else None
         self._http = httpx.Client(
             base_url=self.url, auth=auth, headers=all_headers, timeout=timeout, verify=verify, transport=transport
         )
+        self.stats = QueryStats() if stats else None
 
     def close(self) -> None:
         self._http.close()
@@ -91,9 +132,13 @@ class PrometheusClient:
 
     def query(self, expr: str, at: datetime) -> list[Sample]:
         """An instant query (POST, so that long expressions fit) evaluated at ``at``."""
-        data = self._post("/api/v1/query", {"query": expr, "time": f"{at.timestamp():.3f}"})
-        if data.get("resultType") != "vector":
-            raise JobFailed(f"Prometheus at {self.url} answered a {data.get('resultType')!r}, not a vector")
+        body = self._request("POST", "/api/v1/query", self._with_stats({"query": expr, "time": _ts(at)}), expr)
+        data = self._payload(body)
+        if not isinstance(data, dict) or data.get("resultType") != "vector":
+            kind = data.get("resultType") if isinstance(data, dict) else None
+            raise JobFailed(f"Prometheus at {self.url} answered a {kind!r}, not a vector")
+        if self.stats is not None:
+            self.stats.add(data.get("stats", {}))
         out = []
         for item in data.get("result", []):
             labels = dict(item.get("metric", {}))
@@ -101,21 +146,44 @@ class PrometheusClient:
             out.append(Sample(labels, float(item["value"][1])))
         return out
 
+    def query_range(self, expr: str, start_ms: int, end_ms: int, step_ms: int) -> list[Series]:
+        """A range query, its answer parsed straight into arrays (``matrix.py``)."""
+        form = {"query": expr, "start": f"{start_ms / 1000:.3f}", "end": f"{end_ms / 1000:.3f}"}
+        form["step"] = f"{step_ms / 1000:.3f}"
+        response = self._request("POST", "/api/v1/query_range", self._with_stats(form), expr)
+        if response.status_code != 200:
+            self._payload(response)  # raises with the server's words
+        try:
+            series, extra = parse_matrix(response.content)
+        except ValueError:
+            self._payload(response)
+            raise JobFailed(f"Prometheus at {self.url} answered a range query without a matrix") from None
+        for warning in extra.get("warnings", []) or []:
+            log.warning("Prometheus at %s: %s", self.url, warning)
+        if self.stats is not None:
+            self.stats.add(extra.get("stats", {}))
+        return series
+
+    def series(self, matchers: list[str], start: datetime, end: datetime) -> list[dict[str, str]]:
+        """Label sets of the series matching any of ``matchers`` between ``start`` and ``end`` (index only)."""
+        form = {"match[]": matchers, "start": _ts(start), "end": _ts(end)}
+        data = self._payload(self._request("POST", "/api/v1/series", form, f"series {matchers}"))
+        if not isinstance(data, list):
+            raise JobFailed(f"Prometheus at {self.url} answered the series API without a list")
+        return [dict(item) for item in data]
+
     def metric_names(self, start: datetime, end: datetime) -> set[str]:
         """Names of the metrics with samples between ``start`` and ``end`` (the label values API: index only)."""
-        params = {"start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}"}
-        names = self._request("GET", "/api/v1/label/__name__/values", params)
+        params = {"start": _ts(start), "end": _ts(end)}
+        names = self._payload(self._request("GET", "/api/v1/label/__name__/values", params, "metric names"))
         if not isinstance(names, list):
             raise JobFailed(f"Prometheus at {self.url} answered the label values API without a list")
         return {str(n) for n in names}
 
-    def _post(self, path: str, form: dict[str, str]) -> dict[str, Any]:
-        data = self._request("POST", path, form)
-        if not isinstance(data, dict):
-            raise JobFailed(f"Prometheus at {self.url} answered without data")
-        return data
+    def _with_stats(self, form: dict[str, str]) -> dict[str, str]:
+        return {**form, "stats": "all"} if self.stats is not None else form
 
-    def _request(self, method: str, path: str, fields: dict[str, str]) -> Any:
+    def _request(self, method: str, path: str, fields: dict[str, Any], what: str) -> httpx.Response:
         attempt = 0
         while True:
             try:
@@ -123,14 +191,26 @@ class PrometheusClient:
                     response = self._http.post(path, data=fields)
                 else:
                     response = self._http.get(path, params=fields)
-            except httpx.TransportError as exc:  # refused, reset, DNS, timeout
+            except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout) as exc:
+                raise self._slow(what, f"no answer within the {self.timeout:g} s timeout") from exc
+            except httpx.TransportError as exc:  # refused, reset, DNS, connect timeout: the query never ran
                 if attempt >= self.retries:
                     raise JobFailed(f"Prometheus at {self.url} is unreachable: {_reason(exc)}") from exc
             else:
+                if response.status_code == 504 or _server_timeout(response):
+                    raise self._slow(what, f"the server gave up ({response.status_code}: {response.text[:200]})")
                 if response.status_code not in RETRY_STATUS or attempt >= self.retries:
-                    return self._payload(response)
+                    return response
             time.sleep(self.backoff * 2**attempt)
             attempt += 1
+
+    def _slow(self, what: str, how: str) -> Slow:
+        shown = what if len(what) <= 300 else what[:300] + " …"
+        return Slow(
+            f"Prometheus at {self.url} is slow: {how}, for the query {shown!r}. It was not retried (the server may"
+            " still be computing it). Raise --prometheus.timeout (and the server's --query.timeout), lower"
+            " --prometheus.max-samples so that each query asks less, or use --prometheus.recording-rules"
+        )
 
     def _payload(self, response: httpx.Response) -> Any:
         if response.status_code in (401, 403):
@@ -153,24 +233,27 @@ class PrometheusClient:
         return body.get("data")
 
 
+def _ts(at: datetime) -> str:
+    return f"{at.timestamp():.3f}"
+
+
+def _server_timeout(response: httpx.Response) -> bool:
+    """Prometheus stopped the query at its own ``--query.timeout`` (503, errorType ``timeout``)."""
+    if response.status_code != 503:
+        return False
+    try:
+        return bool(response.json().get("errorType") == "timeout")
+    except (ValueError, AttributeError):
+        return False
+
+
 def _reason(exc: httpx.TransportError) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return f"timed out ({type(exc).__name__})"
     return str(exc) or type(exc).__name__
 
 
-# ---------------------------------------------------------------------------------------------------- queries
-
-_SUMMARY_FUNCTIONS = ("count", "sum", "min", "max")
-
-
-@dataclass(frozen=True)
-class _Query:
-    """One instant query over one chunk, and where its answer goes."""
-
-    name: str  # what it measures, e.g. "memory:max" or "compute:quantile:0.99"
-    expr: str
-    at: datetime
+# ---------------------------------------------------------------------------------------------------- chunks
 
 
 def chunks(window: Window, length: timedelta) -> Iterator[tuple[datetime, datetime]]:
@@ -182,64 +265,12 @@ def chunks(window: Window, length: timedelta) -> Iterator[tuple[datetime, dateti
         start = end
 
 
-def _queries(
-    window: Window,
-    step: timedelta,
-    chunk: timedelta,
-    src: promql.Sources,
-    strict: bool = False,
-    recorded: bool = False,
-) -> list[_Query]:
-    s = promql.Sampler.strict(step) if strict else promql.INSTANT
-    if recorded:
-        memory, compute = promql.recorded_memory(s, src), promql.recorded_compute(s, src)
-    else:
-        memory, compute = promql.device_memory(s, src), promql.device_compute(s, src)
-    counted: dict[str, str] = {"timeslice": promql.device_timeslice(s, src)}
-    if src.slicewise:
-        counted["mps"] = promql.device_mps(s)
-    out = []
-    for start, end in chunks(window, chunk):
-        span = end - start - timedelta(milliseconds=1)  # (start, end]: a sample at `start` is the previous chunk's
-
-        def over(function: str, expr: str, quantile: float | None = None, span: timedelta = span) -> str:
-            return promql.over_time(function, expr, span, step, quantile=quantile)
-
-        for kind, expr in (("memory", memory), ("compute", compute)):
-            out += [_Query(f"{kind}:{f}", over(f, expr), end) for f in _SUMMARY_FUNCTIONS]
-            out += [_Query(f"{kind}:quantile:{q!r}", over("quantile", expr, q), end) for q in SUMMARY_LEVELS]
-        out.append(_Query("compute:squares", over("sum", promql.squared(compute)), end))
-        out.append(_Query("compute:active", over("count", promql.active(compute, IDLE_GPU_FRACTION)), end))
-        out += [_Query(f"sharing:{name}", over("count", expr), end) for name, expr in counted.items()]
-        if src.slicewise:
-            out.append(_Query("processes", over("max", promql.device_processes(s)), end))
-            out.append(_Query("meta:model", promql.gpu_models(end - start), end))
-            out.append(_Query("meta:profile", promql.mig_profiles(end - start), end))
-        # per workload, whatever the model: cheap, and exact for the workloads on one model in the chunk
-        out.append(_Query("devices", over("max", promql.devices(memory, by="workload")), end))
-        out.append(_Query("present", over("count", promql.presence(memory, by="workload")), end))
-    return out
-
-
-def _per_model_queries(
-    ends: set[datetime],
-    window: Window,
-    step: timedelta,
-    chunk: timedelta,
-    src: promql.Sources,
-    strict: bool,
-    recorded: bool,
-) -> list[_Query]:
-    """Devices and presence per workload and GPU model, for the chunks where a workload ran on two models."""
-    s = promql.Sampler.strict(step) if strict else promql.INSTANT
-    with_model = promql.recorded_memory(s, src) if recorded else promql.device_memory_with_model(s, src)
-    out = []
-    for start, end in chunks(window, chunk):
-        if end in ends:
-            span = end - start - timedelta(milliseconds=1)
-            out.append(_Query("devices", promql.over_time("max", promql.devices(with_model), span, step), end))
-            out.append(_Query("present", promql.over_time("count", promql.presence(with_model), span, step), end))
-    return out
+def steps_of(start: datetime, end: datetime, step: timedelta) -> Steps | None:
+    """The step multiples since the epoch in (start, end], as subqueries and the file's coverage count them."""
+    ms = round(step.total_seconds() * 1000)
+    first = (math.floor(start.timestamp() * 1000) // ms + 1) * ms
+    last = math.floor(end.timestamp() * 1000) // ms * ms
+    return Steps(first, ms, (last - first) // ms + 1) if last >= first else None
 
 
 class PrometheusSource:
@@ -253,36 +284,44 @@ class PrometheusSource:
         password: str | None = None,
         bearer_token: str | None = None,
         headers: dict[str, str] | None = None,
+        tenant: str | None = None,
         timeout: float = 60.0,
         retries: int = 3,
         backoff: float = 0.5,
         chunk: timedelta | None = None,
         max_samples_per_query: int = 10_000_000,
+        exact_samples: int = 20_000_000,
         strict: bool = False,
         recorded: bool = False,
-        concurrency: int = 4,
+        concurrency: int = 2,
         verify: bool | str | ssl.SSLContext = True,
         transport: httpx.BaseTransport | None = None,
+        stats: bool = False,
+        show_progress: bool | None = None,
     ) -> None:
         self.url = url
         self.chunk, self.concurrency, self.max_samples = chunk, concurrency, max_samples_per_query
+        self.exact_samples, self.show_progress = exact_samples, show_progress
         self.strict = strict  # data without staleness markers: read each step's own sample only (promql.Sampler)
-        self.recorded = recorded  # read the recording rules' per-sample series (rules loaded for the whole window)
-        self._client = PrometheusClient(
+        self.recorded = recorded  # read the recording rules' per-sample series
+        self.folds = 0  # after features(): times the samples were folded into summaries (0: quantiles exact)
+        self.client = PrometheusClient(
             url,
             username=username,
             password=password,
             bearer_token=bearer_token,
             headers=headers,
+            tenant=tenant,
             timeout=timeout,
             retries=retries,
             backoff=backoff,
             verify=verify,
             transport=transport,
+            stats=stats,
         )
 
     def close(self) -> None:
-        self._client.close()
+        self.client.close()
 
     def __enter__(self) -> PrometheusSource:
         return self
@@ -294,181 +333,168 @@ class PrometheusSource:
         """Features of every workload seen in (window.start, window.end], sorted by workload and GPU model."""
         if step <= timedelta(0) or window.end <= window.start:
             raise ValueError(f"need a positive step and a non-empty window (got {step}, {window})")
-        src = self.sources(window)
+        names = self._metric_names(window)
+        src = promql.Sources.present(names) if names is not None else promql.ALL_SOURCES
+        if self.recorded:
+            self.check_recorded(window, names)
         if not (src.slicewise or src.dcgm_memory):
             return []
-        chunk = self.chunk or self.chunk_for(window, step)
-        queries = _queries(window, step, chunk, src, self.strict, self.recorded)
-        answers = self._run(queries)
-        parts, spanning = _gather(queries, answers)
-        if spanning:  # a workload on two GPU models in a chunk: count its devices and steps per model
-            extra = _per_model_queries(spanning, window, step, chunk, src, self.strict, self.recorded)
-            queries, answers = queries + extra, answers + self._run(extra)
-            parts, _ = _gather(queries, answers)
+        self._sampler = promql.Sampler.strict(step) if self.strict else promql.INSTANT
+        pieces = list(chunks(window, self.chunk or self.chunk_for(window, step, src)))
+        reducer = Reducer(self.exact_samples)
+        with progress("Querying Prometheus (chunks)", total=len(pieces), enabled=self.show_progress) as bar:
+            for start, end in pieces:
+                steps = steps_of(start, end, step)
+                if steps is not None:
+                    reducer.add(steps, self._chunk(start, end, steps, src))
+                bar.advance()
+        self.folds = reducer.folds
         expected = _steps_in(window, step)
-        return sorted((assemble(p, expected) for p in parts.values() if p.memory), key=lambda f: f.key)
+        return sorted((assemble(p, expected) for p in reducer.finish()), key=lambda f: f.key)
 
-    def _run(self, queries: list[_Query]) -> list[list[Sample]]:
-        """Answers in the queries' order, ``concurrency`` at a time, with a progress bar on a terminal."""
-        answers: dict[int, list[Sample]] = {}
-        with progress("Querying Prometheus", total=len(queries)) as bar:
-            pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="prometheus")
+    def _queries(self, src: promql.Sources) -> dict[str, str]:
+        """The range queries of one chunk: each per-sample series once. Raw process series are added up per
+        workload and device here (``reduce.sum_by_device``), not by the server."""
+        s = self._sampler
+        queries: dict[str, str] = {}
+        if self.recorded:  # the rules have no dcgm-exporter fallback: that part is read raw, as below
+            queries["memory"] = promql.recorded_memory(s, src)
+            queries["compute"] = promql.recorded_compute_lean(s, src)
+            if src.slicewise and src.dcgm_activity:
+                queries["mig_activity"] = promql.mig_activity(s, replace(src, gpm=False))
+        else:
+            if src.slicewise:
+                queries["process_memory"] = s(promql.PROCESS_MEMORY)
+                queries["process_compute"] = s(promql.GPU_PROCESS_SM)
+                if src.gpm:
+                    queries["gpm"] = s(promql.MIG_SM_ACTIVE)
+                if src.dcgm_activity:
+                    queries["mig_activity"] = promql.mig_activity(s, replace(src, gpm=False))
+            if src.dcgm_memory:
+                queries["memory"] = promql.dcgm_only_memory(s, src)
+                queries["compute"] = promql.dcgm_only_compute(s, src)
+        if src.slicewise:
+            queries["mps_gpus"] = promql.mps_gpus(s)
+        return queries
+
+    _sampler: promql.Sampler = promql.INSTANT
+
+    def _chunk(self, start: datetime, end: datetime, steps: Steps, src: promql.Sources) -> ChunkData:
+        """Every query of one chunk (``concurrency`` at a time), as ``reduce.ChunkData``."""
+        last = steps.first_ms + (steps.count - 1) * steps.step_ms
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="prometheus") as pool:
+            ranged = {
+                name: pool.submit(self.client.query_range, expr, steps.first_ms, last, steps.step_ms)
+                for name, expr in self._queries(src).items()
+            }
+            counted = self.recorded and src.slicewise  # raw: the process series are counted as they are added
+            processes = pool.submit(self._processes, end, start, steps) if counted else None
+            meta = pool.submit(self._meta, start, end) if src.slicewise else None
             try:
-                pending = {pool.submit(self._client.query, q.expr, q.at): i for i, q in enumerate(queries)}
-                for done in as_completed(pending):
-                    answers[pending[done]] = done.result()
-                    bar.advance()
+                answers = {name: future.result() for name, future in ranged.items()}
+                memory, counts = sum_by_device(answers.get("process_memory", []))
+                compute, _ = sum_by_device(answers.get("process_compute", []))
+                activity = max_by(answers.get("gpm", []), ("gpu_uuid", "gi", "ci"))
+                data = ChunkData(
+                    memory=memory + answers.get("memory", []),
+                    compute=compute + answers.get("compute", []),
+                    mig_activity=activity + answers.get("mig_activity", []),
+                    mps_gpus=answers.get("mps_gpus", []),
+                    processes=counts,
+                )
+                if processes is not None:
+                    data.processes = processes.result()
+                if meta is not None:
+                    data.model_of, data.profile_of = meta.result()
             finally:  # on the first failure, do not wait for the other queries' retries
                 pool.shutdown(wait=True, cancel_futures=True)
-        return [answers[i] for i in range(len(queries))]
+        return data
+
+    def _processes(self, end: datetime, start: datetime, steps: Steps) -> dict[tuple[str, ...], int]:
+        """Most processes per workload and device in the chunk, read every ``PROCESS_STEPS``-th step."""
+        every = timedelta(milliseconds=steps.step_ms * min(PROCESS_STEPS, steps.count))
+        span = end - start - timedelta(milliseconds=1)
+        expr = promql.over_time("max", promql.device_processes(self._sampler), span, every)
+        return {device_key(s.labels): int(s.value) for s in self.client.query(expr, end)}
+
+    def _meta(self, start: datetime, end: datetime) -> tuple[dict[str, str], dict[tuple[str, ...], str]]:
+        """GPU model per GPU and MIG profile per MIG device, from the series API (no samples read)."""
+        model_of: dict[str, str] = {}
+        profile_of: dict[tuple[str, ...], str] = {}
+        for labels in self.client.series(["slicewise_gpu_info", "slicewise_mig_info"], start, end):
+            if labels.get("__name__") == "slicewise_gpu_info" and labels.get("model"):
+                model_of[labels.get("gpu_uuid", "")] = labels["model"]
+            elif labels.get("profile"):
+                profile_of[(labels.get("gpu_uuid", ""), labels.get("gi", ""), labels.get("ci", ""))] = labels["profile"]
+        return model_of, profile_of
+
+    def _metric_names(self, window: Window) -> set[str] | None:
+        try:
+            return self.client.metric_names(window.start, window.end)
+        except JobFailed as exc:  # a proxy without the label values API: ask for everything
+            if isinstance(exc, Slow):
+                raise
+            log.info("cannot list metric names (%s); querying every source", exc)
+            return None
 
     def sources(self, window: Window) -> promql.Sources:
         """Which exporters' series the window has, so that the queries leave out what cannot match."""
-        try:
-            return promql.Sources.present(self._client.metric_names(window.start, window.end))
-        except JobFailed as exc:  # a proxy without the label values API: ask for everything
-            log.info("cannot list metric names (%s); querying every source", exc)
-            return promql.ALL_SOURCES
+        names = self._metric_names(window)
+        return promql.Sources.present(names) if names is not None else promql.ALL_SOURCES
 
-    def chunk_for(self, window: Window, step: timedelta) -> timedelta:
-        """The longest chunk (whole hours, at most the window) whose subqueries hold at most ``max_samples``.
+    def check_recorded(self, window: Window, names: set[str] | None) -> None:
+        """Fail when the recording rules' series are missing; warn when they start after the window does."""
+        wanted = (promql.RECORDED_MEMORY, promql.RECORDED_COMPUTE)
+        if names is not None and not set(wanted) <= names:
+            missing = ", ".join(n for n in wanted if n not in names)
+            raise JobFailed(
+                f"Prometheus at {self.url} has no {missing} series in the window: load"
+                " deploy/prometheus/slicewise.rules.yml (docs/prometheus.md; `promtool tsdb create-blocks-from"
+                " rules` fills past windows), or leave out --prometheus.recording-rules"
+            )
+        early = min(window.start + timedelta(hours=1), window.end)
+        hour = promql.duration(early - window.start)
+        recorded = self.client.query(f"count(last_over_time({promql.RECORDED_MEMORY}[{hour}]))", early)
+        raw = self.client.query(f"count(last_over_time(slicewise_process_memory_used_bytes[{hour}]))", early)
+        if raw and not recorded:
+            log.warning(
+                "Prometheus at %s: the recording rules' series start after the window's start (%s); the advice"
+                " misses the earlier data. Backfill them with `promtool tsdb create-blocks-from rules`"
+                " (docs/prometheus.md) or drop --prometheus.recording-rules",
+                self.url,
+                window.start.isoformat(),
+            )
 
-        Sized by the workload-device series there are at the window's end (a cheap instant query); one chunk
-        over the whole window keeps quantiles exact (``merge.py``), so fewer, longer chunks are better.
+    def chunk_for(self, window: Window, step: timedelta, src: promql.Sources = promql.ALL_SOURCES) -> timedelta:
+        """The longest chunk (whole hours, at most the window and ``MAX_STEPS`` steps) whose queries each hold at
+        most ``max_samples`` samples, for the raw series there are over the whole window (series API).
+
+        A range query holds its selected series and its result at once: twice the series per step (measured with
+        Prometheus's ``stats=all`` peakSamples), plus dcgm-exporter's MIG fraction table where that is queried.
         """
-        answer = self._client.query(f"count({promql.device_memory(promql.INSTANT)})", window.end)
-        series = max(int(answer[0].value) if answer else 1, 1)
-        steps = max(self.max_samples // series, 1)
+        per_step = 2 * self._series_over(window, src)
+        if src.dcgm_memory:
+            per_step += len(promql.dcgm.mig_fractions())
+        steps = min(max(self.max_samples // max(per_step, 1), 1), MAX_STEPS - 1)
         hours = max(int(steps * step.total_seconds() // 3600), 1)
         return min(timedelta(hours=hours), window.end - window.start)
+
+    def _series_over(self, window: Window, src: promql.Sources) -> int:
+        """Series the biggest query selects at once: raw process series (or the recorded ones), and dcgm's."""
+        matchers = [promql.RECORDED_MEMORY if self.recorded else "slicewise_process_memory_used_bytes"]
+        if src.dcgm_memory:
+            matchers.append(promql.dcgm.MEMORY)
+        try:
+            return len(self.client.series(matchers, window.start, window.end))
+        except JobFailed as exc:
+            if isinstance(exc, Slow):
+                raise
+            log.warning("cannot count series with the series API (%s); sizing chunks from the series now", exc)
+            answer = self.client.query(f"count({matchers[0]})", window.end)
+            return 2 * max(int(answer[0].value) if answer else 1, 1)  # twice: series come and go over a window
 
 
 def _steps_in(window: Window, step: timedelta) -> float:
     """Sampling steps in (start, end]: step multiples since the epoch, as subqueries place them."""
     ms = step.total_seconds() * 1000
     return float(math.floor(window.end.timestamp() * 1000 / ms) - math.floor(window.start.timestamp() * 1000 / ms))
-
-
-# ---------------------------------------------------------------------------------------------------- assembly
-
-
-_DEVICE_KEY = ("workload", "namespace", "gpu_uuid", "gi", "ci")
-
-
-def _series_key(labels: dict[str, str]) -> tuple[str, ...]:
-    """One workload on one device, whichever expression's labels (lean, recorded, dcgm) the series came with."""
-    return tuple(labels.get(name, "") for name in _DEVICE_KEY)
-
-
-Series = tuple[str, ...]  # (workload, namespace, gpu_uuid, gi, ci): one workload on one device
-
-
-@dataclass
-class _Collected:
-    """The answers of one round of queries, sorted by what they describe."""
-
-    numbers: dict[tuple[datetime, str, Series], dict[str, float]] = field(default_factory=dict)  # chunk, kind, series
-    labels_of: dict[Series, dict[str, str]] = field(default_factory=dict)  # richest label set seen (model, profile)
-    per_workload: dict[tuple[datetime, str, str], dict[str, float]] = field(default_factory=dict)  # chunk, wl, model
-    model_of: dict[tuple[datetime, str], str] = field(default_factory=dict)  # (chunk end, gpu_uuid) -> model
-    profile_of: dict[tuple[datetime, str, str, str], str] = field(default_factory=dict)  # chunk, uuid, gi, ci
-
-
-def _collect(queries: list[_Query], answers: list[list[Sample]]) -> _Collected:
-    out = _Collected()
-    for query, samples in zip(queries, answers, strict=True):
-        kind, _, stat = query.name.partition(":")
-        for sample in samples:
-            labels = sample.labels
-            if kind in ("memory", "compute"):
-                series = _series_key(labels)
-                out.numbers.setdefault((query.at, kind, series), {})[stat] = sample.value
-                if len(labels) > len(out.labels_of.get(series, {})):
-                    out.labels_of[series] = labels
-            elif kind in ("devices", "present"):  # per workload, or per workload and model (second round)
-                workload_key = (query.at, labels.get("workload", ""), labels.get("model", ""))
-                out.per_workload.setdefault(workload_key, {})[kind] = sample.value
-            elif query.name == "meta:model":
-                out.model_of[(query.at, labels.get("gpu_uuid", ""))] = labels.get("model", "")
-            elif query.name == "meta:profile":
-                device = (query.at, labels.get("gpu_uuid", ""), labels.get("gi", ""), labels.get("ci", ""))
-                out.profile_of[device] = labels.get("profile", "")
-            else:  # sharing:<mode>, processes: per series, beside its memory statistics
-                out.numbers.setdefault((query.at, "memory", _series_key(labels)), {})[query.name] = sample.value
-    return out
-
-
-def _gather(
-    queries: list[_Query], answers: list[list[Sample]]
-) -> tuple[dict[tuple[str, str], WorkloadParts], set[datetime]]:
-    """Per (workload, GPU model): its per-series, per-chunk summaries and counts; and the chunks (their ends) in
-    which a workload ran on more than one GPU model, whose devices and presence need counting per model."""
-    got = _collect(queries, answers)
-    parts: dict[tuple[str, str], WorkloadParts] = {}
-    models_of: dict[tuple[datetime, str], set[str]] = {}  # (chunk end, workload) -> models it ran on
-    for (at, kind, series), stats in got.numbers.items():
-        labels = got.labels_of.get(series, dict(zip(_DEVICE_KEY, series, strict=True)))
-        uuid = labels.get("gpu_uuid", "")
-        model = labels.get("model") or got.model_of.get((at, uuid), "")
-        if not labels.get("workload") or "count" not in stats:
-            continue
-        if not model:
-            log.warning("no GPU model for %s on %s (no slicewise_gpu_info): left out", labels["workload"], uuid)
-            continue
-        models_of.setdefault((at, labels["workload"]), set()).add(model)
-        target = parts.setdefault((labels["workload"], model), WorkloadParts(labels["workload"], model))
-        summary = _summary(stats, threshold=IDLE_GPU_FRACTION if kind == "compute" else None)
-        if kind == "compute":
-            target.compute.append(summary)
-            continue
-        target.memory.append(summary)
-        target.namespaces[labels.get("namespace", "")] += summary.count
-        if labels.get("gi"):
-            device = (at, uuid, labels["gi"], labels.get("ci", ""))
-            target.sharing[Sharing.MIG.value] += summary.count
-            target.profiles[labels.get("profile") or got.profile_of.get(device, "")] += summary.count
-        else:
-            mps = int(stats.get("sharing:mps", 0))
-            timeslice = int(stats.get("sharing:timeslice", 0))
-            target.sharing[Sharing.MPS.value] += mps
-            target.sharing[Sharing.TIMESLICE.value] += timeslice
-            target.sharing[Sharing.EXCLUSIVE.value] += summary.count - mps - timeslice
-        target.processes = max(target.processes, int(stats.get("processes", 1)))
-    return parts, _count_per_workload(got, parts, models_of)
-
-
-def _count_per_workload(
-    got: _Collected, parts: dict[tuple[str, str], WorkloadParts], models_of: dict[tuple[datetime, str], set[str]]
-) -> set[datetime]:
-    """Add devices and presence to the parts; the chunks that need them counted per model (a second round)."""
-    spanning: set[datetime] = set()
-    counted_per_model = {(at, workload) for at, workload, model in got.per_workload if model}
-    for (at, workload, counted_model), stats in got.per_workload.items():
-        models = models_of.get((at, workload), set())
-        if counted_model and len(models) <= 1:
-            continue  # the second round counts everyone; its figures are needed only where the first's are not
-        model = counted_model
-        if not counted_model:  # counted per workload: it belongs to the one model the workload ran on in the chunk
-            if len(models) > 1:
-                if (at, workload) not in counted_per_model:
-                    spanning.add(at)
-                continue
-            model = next(iter(models), "")
-        if (workload, model) in parts:
-            target = parts[(workload, model)]
-            target.present_steps += int(stats.get("present", 0))
-            target.devices = max(target.devices, int(stats.get("devices", 1)))
-    return spanning
-
-
-def _summary(stats: dict[str, float], threshold: float | None) -> Summary:
-    return Summary(
-        count=int(stats["count"]),
-        total=stats.get("sum", 0.0),
-        low=stats.get("min", math.nan),
-        high=stats.get("max", math.nan),
-        quantiles={q: stats.get(f"quantile:{q!r}", math.nan) for q in SUMMARY_LEVELS},
-        squares=stats.get("squares", 0.0),
-        active=int(stats.get("active", 0)),
-        threshold=threshold,
-    )

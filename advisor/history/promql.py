@@ -13,8 +13,11 @@ Two layers:
    series too, with the workload taken from dcgm-exporter's pod labels (``dcgm.py``).
    ``device_memory`` and ``device_compute`` give the same numbers without the joins that only add labels (GPU
    model, MIG profile): inside a subquery every join runs at every step, and those made queries 3-5x slower.
-2. **Aggregations over a range**, evaluated server-side as subqueries: ``over_time("max", expr, range, step)`` is
-   ``max_over_time((expr)[range:step])``. Only one number per series comes back, never the samples.
+2. **What the reader sends** (``prometheus.py``): per chunk, range queries at the step of the raw process series
+   (added up per workload and device client-side: Prometheus's aggregation in a range query costs 10x reading),
+   of ``mig_activity`` and ``mps_gpus``, of dcgm-exporter's part (``dcgm_only_memory``, ``dcgm_only_compute``),
+   or of the recording rules' series (``recorded_memory``, ``recorded_compute_lean``). ``over_time`` builds the
+   one subquery left: the most processes per workload and device in recorded mode.
 
 Every raw selector goes through a ``Sampler``. By default (``INSTANT``) it is the plain selector, as the rules
 read it: at each subquery step Prometheus takes the latest sample within its lookback (5 min), and a series that
@@ -32,6 +35,8 @@ from datetime import timedelta
 
 from advisor.history import dcgm
 
+PROCESS_MEMORY = "slicewise_process_memory_used_bytes"
+MIG_SM_ACTIVE = "slicewise_mig_sm_active_ratio"
 PROCESS_LABELS = "pid, process, pod, container"  # dropped to get one series per workload on one device
 MIG_PROCESS_MEMORY = 'slicewise_process_memory_used_bytes{gi!=""}'
 GPU_PROCESS_MEMORY = 'slicewise_process_memory_used_bytes{gi=""}'
@@ -236,8 +241,9 @@ def device_memory(s: Sampler, src: Sources = ALL_SOURCES) -> str:
     )
 
 
-def _lean_mig_device_fraction(s: Sampler, src: Sources) -> str:
-    """``mig_device_fraction`` labelled by (gpu_uuid, gi, ci) only."""
+def mig_device_fraction_lean(s: Sampler, src: Sources = ALL_SOURCES) -> str:
+    """``mig_device_fraction`` labelled by (gpu_uuid, gi, ci) only: one series per MIG device, which the reader
+    splits evenly among the workloads with a process on the device at each step (``reduce.py``)."""
     gpm = (
         f"max by (gpu_uuid, gi, ci) ({s('slicewise_mig_sm_active_ratio')} * {s('slicewise_mig_sm_count')}"
         f" / ignoring(gi, ci, profile) group_left() {s('slicewise_gpu_sm_count')})"
@@ -251,7 +257,7 @@ def device_compute(s: Sampler, src: Sources = ALL_SOURCES) -> str:
     mig = ""
     if src.slicewise and (src.gpm or src.dcgm_activity):
         on_device = _lean(s, "group", MIG_PROCESS_MEMORY)
-        split = f"({_lean_mig_device_fraction(s, src)}) / count by (gpu_uuid, gi, ci) ({on_device})"
+        split = f"({mig_device_fraction_lean(s, src)}) / count by (gpu_uuid, gi, ci) ({on_device})"
         mig = f"{on_device} * on(gpu_uuid, gi, ci) group_left() ({split})"
     return _union(
         (
@@ -260,6 +266,42 @@ def device_compute(s: Sampler, src: Sources = ALL_SOURCES) -> str:
             _dcgm_only(dcgm.workload_device_compute(s), s, src) if src.dcgm_memory or src.dcgm_activity else "",
         )
     )
+
+
+def device_whole_compute(s: Sampler, src: Sources = ALL_SOURCES) -> str:
+    """``device_compute`` without the MIG part: whole-GPU workloads (per-process activity) and dcgm-only devices
+    (which need dcgm-exporter's memory series to be workloads at all)."""
+    return _union(
+        (
+            _lean(s, "sum", GPU_PROCESS_SM) if src.slicewise else "",
+            _dcgm_only(dcgm.workload_device_compute(s), s, src) if src.dcgm_memory else "",
+        )
+    )
+
+
+def mig_activity(s: Sampler, src: Sources = ALL_SOURCES) -> str:
+    """Each MIG device's activity relative to the device: GPM per compute instance (``gpu_uuid, gi, ci``), and
+    dcgm-exporter's per GPU instance (``gpu_uuid, gi``). The reader scales it by the device's SMs over the GPU's
+    (the catalogue's, from the device's profile and the GPU's model: no ``*_sm_count`` samples to read) and splits
+    it evenly among the workloads on the device at each step — ``mig_device_fraction``, done client-side."""
+    gpm = f"max by (gpu_uuid, gi, ci) ({s('slicewise_mig_sm_active_ratio')})"
+    per_gi = f"max by (gpu_uuid, gi) ({dcgm.as_slicewise_device(dcgm.activity(s), 'gi')})"
+    return _union((gpm if src.gpm else "", per_gi if src.dcgm_activity else ""))
+
+
+def dcgm_only_memory(s: Sampler, src: Sources = ALL_SOURCES) -> str:
+    """Memory per workload on the devices only dcgm-exporter watches (``device_memory``'s dcgm part)."""
+    return _dcgm_only(dcgm.workload_device_memory(s), s, src)
+
+
+def dcgm_only_compute(s: Sampler, src: Sources = ALL_SOURCES) -> str:
+    """Compute per workload on the devices only dcgm-exporter watches (``device_compute``'s dcgm part)."""
+    return _dcgm_only(dcgm.workload_device_compute(s), s, src)
+
+
+def mps_gpus(s: Sampler) -> str:
+    """1 per GPU at each step its MPS server is up (its workloads are MPS clients, DESIGN.md)."""
+    return f"group by (gpu_uuid) ({s(MPS_GPU_INFO)})"
 
 
 def _with_model(expr: str, s: Sampler) -> str:
@@ -331,6 +373,12 @@ def recorded_compute(s: Sampler, src: Sources = ALL_SOURCES) -> str:
             _dcgm_only(dcgm.workload_device_compute(s), s, src) if src.dcgm_memory or src.dcgm_activity else "",
         )
     )
+
+
+def recorded_compute_lean(s: Sampler, src: Sources = ALL_SOURCES) -> str:
+    """The rule's compute series, and dcgm-only devices'; MIG devices the rules cannot measure (no GPM) get
+    dcgm-exporter's activity client-side (``mig_activity``), where the rule has no series for them."""
+    return _union((s(RECORDED_COMPUTE), _dcgm_only(dcgm.workload_device_compute(s), s, src) if src.dcgm_memory else ""))
 
 
 def gpu_models(range_: timedelta) -> str:

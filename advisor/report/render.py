@@ -13,6 +13,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 import jinja2
 from markupsafe import Markup, escape
@@ -21,6 +22,9 @@ from advisor.model import Mode, Recommendation
 from advisor.report.charts import MODE_COLOURS, Chart, render_charts
 from advisor.report.formatting import day, gib, gpu_fraction, pct, when
 from advisor.report.view import ReportView, build_view
+
+if TYPE_CHECKING:
+    from advisor.backtest.model import BacktestResult
 
 _RISK_COLOURS = {"low": ("#065f46", "#d1fae5"), "medium": ("#92400e", "#fef3c7"), "high": ("#991b1b", "#fee2e2")}
 _MODE_TINTS = {Mode.MIG: "#dbeafe", Mode.MPS: "#fef3c7", Mode.TIMESLICE: "#d1fae5", Mode.EXCLUSIVE: "#ede9fe"}
@@ -130,9 +134,12 @@ def _html(
     return template.render(v=view, charts=named, image_src=image_src, max_workload_rows=max_workload_rows)
 
 
-def render_html(rec: Recommendation, previous: Recommendation | None = None) -> RenderedHtml:
-    """The HTML report in its two forms; ``previous`` (last week's recommendation) adds "what changed"."""
-    view = build_view(rec, previous)
+def render_html(
+    rec: Recommendation, previous: Recommendation | None = None, *, backtest: BacktestResult | None = None
+) -> RenderedHtml:
+    """The HTML report in its two forms; ``previous`` (last week's recommendation) adds "what changed",
+    ``backtest`` the replay of the advice's past (advisor.backtest)."""
+    view = build_view(rec, previous, backtest)
     charts = render_charts(view)
     images = tuple(InlineImage(_cid(c), f"{c.name}.png", c.png, c.alt) for c in charts)
     cids = {c.name: _cid(c) for c in charts}
@@ -141,11 +148,15 @@ def render_html(rec: Recommendation, previous: Recommendation | None = None) -> 
     return RenderedHtml(document=document, email=email, images=images)
 
 
-def render_markdown(rec: Recommendation, previous: Recommendation | None = None) -> str:
+def render_markdown(
+    rec: Recommendation, previous: Recommendation | None = None, *, backtest: BacktestResult | None = None
+) -> str:
     """The report as Markdown (GitHub-flavoured tables), for report.md, a wiki or a merge request."""
-    return _environment().get_template("report.md.j2").render(v=build_view(rec, previous))
+    return _environment().get_template("report.md.j2").render(v=build_view(rec, previous, backtest))
 
 
-def render_text(rec: Recommendation, previous: Recommendation | None = None) -> str:
+def render_text(
+    rec: Recommendation, previous: Recommendation | None = None, *, backtest: BacktestResult | None = None
+) -> str:
     """The report as plain text: the terminal's ``--format text`` and the email's text alternative."""
-    return _environment().get_template("report.txt.j2").render(v=build_view(rec, previous))
+    return _environment().get_template("report.txt.j2").render(v=build_view(rec, previous, backtest))

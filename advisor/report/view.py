@@ -11,11 +11,16 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from advisor.model import Decision, Mode, PlannedGpu, Recommendation, WorkloadRecommendation
+from advisor.report.backtest import NO_BACKTEST, BacktestSection, backtest_section
 from advisor.report.changes import Changes, compare
 from advisor.report.formatting import decision_detail, decision_title, short_model
 from slicewise.catalogue import find_model
+
+if TYPE_CHECKING:
+    from advisor.backtest.model import BacktestResult
 
 COMPACT_OUTLIERS = 4  # more outliers than this: one table, and merged chart rows
 
@@ -209,6 +214,7 @@ class ReportView:
     changes: Changes | None
     attachments: tuple[str, ...]
     version: str
+    backtest: BacktestSection = NO_BACKTEST  # what last period's advice would have done
 
     @property
     def class_cards(self) -> tuple[ClassRow, ...]:
@@ -350,8 +356,11 @@ def _gpu_rows(planned: Sequence[PlannedGpu]) -> tuple[GpuRow, ...]:
     return tuple(sorted(rows, key=lambda r: (r.gpu_model, r.indices[0])))
 
 
-def build_view(rec: Recommendation, previous: Recommendation | None = None) -> ReportView:
-    """Everything the report shows, computed once; ``previous`` adds the "what changed" section."""
+def build_view(
+    rec: Recommendation, previous: Recommendation | None = None, backtest: BacktestResult | None = None
+) -> ReportView:
+    """Everything the report shows, computed once; ``previous`` adds the "what changed" section, ``backtest`` the
+    replay of advice fitted on the history before an origin (without it the section says why there is none)."""
     plan = rec.plan
     unplaced = {(u.workload, u.gpu_model) for u in plan.unplaced}
     class_rows = _class_rows(rec)
@@ -402,4 +411,5 @@ def build_view(rec: Recommendation, previous: Recommendation | None = None) -> R
         changes=compare(previous, rec) if previous is not None else None,
         attachments=attachments,
         version=rec.version,
+        backtest=backtest_section(backtest, rec.source),
     )

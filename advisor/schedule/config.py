@@ -2,12 +2,15 @@
 who gets the report, and where each secret comes from.
 
 Every mistake is reported at once, in one error that names the file and each bad field (``email.smtp.port: ...``),
-and ends the command with exit code 2. Unknown keys are mistakes too: a typo must not silently drop a recipient.
+and ends the command with exit code 2. Unknown keys are mistakes too: a typo must not silently drop a recipient;
+so is a key given twice, anywhere. A file that is not UTF-8 text, nests absurdly deep or gives an absurd duration
+is one such error as well, never a traceback.
 Secrets are never values in this file: only the environment variable or the file that holds each.
 """
 
 from __future__ import annotations
 
+import math
 import zoneinfo
 from datetime import timedelta
 from email.utils import getaddresses
@@ -20,16 +23,31 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from advisor.schedule.period import trigger
 from slicewise.cli_support import parse_duration
 from slicewise.errors import BadInput
+from slicewise.redact import has_userinfo
+
+# The longest duration any setting takes: ten years is already no window or timeout anyone means.
+DURATION_MAX = timedelta(days=3650)
 
 
 def _duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    if not isinstance(value, str):
+        found = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ValueError(f"expected a duration such as 14d, 30m or 90s (got {value!r})")
+        if value < 0:
+            raise ValueError(f"expected a positive duration (got {value!r})")
+        found = timedelta(seconds=min(value, DURATION_MAX.total_seconds() + 1))
+    elif isinstance(value, str):
+        try:
+            found = parse_duration(value.strip())
+        except OverflowError:
+            found = DURATION_MAX + timedelta(seconds=1)
+    else:
         raise ValueError(f"expected a duration such as 14d, 30m or 90s (got {value!r})")
-    return parse_duration(value.strip())
+    if found > DURATION_MAX:
+        raise ValueError(f"longer than {DURATION_MAX.days} days (got {value!r})")
+    return found
 
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
@@ -61,8 +79,17 @@ class SecretSource(Strict):
             raise ValueError(f"{what}_env (an environment variable) or {what}_file (a file) is required")
 
 
+def _no_userinfo(url: str) -> str:
+    if has_userinfo(url):
+        raise ValueError(
+            "credentials do not belong in the URL (this file gets committed): give username and "
+            "password_env or password_file"
+        )
+    return url
+
+
 class PrometheusSourceConfig(SecretSource):
-    url: Annotated[str, Field(pattern=r"^https?://\S+$")]
+    url: Annotated[str, Field(pattern=r"^https?://\S+$"), AfterValidator(_no_userinfo)]
     username: str | None = None  # basic auth, with password_env or password_file
     password_env: str | None = None
     password_file: Path | None = None
@@ -120,7 +147,7 @@ class ScheduleTiming(Strict):
 
 
 class SmtpConfig(Strict):
-    host: str
+    host: Annotated[str, Field(pattern=r"^[^\s/]+$")]  # a name or an address: not empty, no spaces
     port: Annotated[int, Field(ge=1, le=65535)] | None = None  # default: 587 for starttls, 465 for tls, 25 for none
     security: Literal["starttls", "tls", "none"] = "starttls"
     username: str | None = None
@@ -195,7 +222,7 @@ class DeliveryConfig(Strict):
 class ScheduleConfig(Strict):
     source: SourceConfig
     window: Duration = timedelta(days=14)
-    seed: int = 0
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 0  # what numpy and scikit-learn take
     schedule: ScheduleTiming = ScheduleTiming()
     output_dir: Path
     state_dir: Path | None = None  # default: <output_dir>/.state
@@ -248,19 +275,50 @@ def _relative_to(config: ScheduleConfig, base: Path) -> ScheduleConfig:
     return config.model_copy(update={k: v for k, v in updates.items() if v is not None})
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is an error: plain YAML keeps the last one, so
+    ``to:`` written twice would mail only the second list."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # "<<: *defaults" then overriding a key is what merge keys are for
+            key = self.construct_object(key_node, deep=True)
+            try:
+                earlier = first_line.get(key)
+            except TypeError:
+                continue  # an unhashable key: the base class reports it
+            if earlier is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first given at line {earlier})", key_node.start_mark
+                )
+            first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: Path) -> ScheduleConfig:
     """Read and validate the config; BadInput (exit 2) naming the file and every problem in it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise BadInput(f"{path}: cannot read the schedule config: {exc.strerror or exc}") from None
     try:
-        raw = yaml.safe_load(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise BadInput(
+            f"{path}: not a UTF-8 text file: byte 0x{data[exc.start]:02x} at line {line} cannot be decoded"
+        ) from None
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: builds no Python objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise BadInput(f"{path}: not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise BadInput(f"{path}: nested too deeply to be a schedule config") from None
     if not isinstance(raw, dict):
         raise BadInput(f"{path}: expected a mapping of settings (source, schedule, email, slack, ...)")
     try:
@@ -269,4 +327,6 @@ def load_config(path: Path) -> ScheduleConfig:
         problems = [f"  {_where(e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)]
         noun = "problem" if len(problems) == 1 else "problems"
         raise BadInput(f"{path}: {len(problems)} {noun} in the schedule config:\n" + "\n".join(problems)) from None
+    except RecursionError:
+        raise BadInput(f"{path}: nested too deeply to be a schedule config") from None
     return _relative_to(config, path.parent.resolve())

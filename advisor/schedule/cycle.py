@@ -107,7 +107,12 @@ def _previous(output_dir: Path, period: str) -> Recommendation | None:
     if not output_dir.is_dir():
         return None
     earlier = sorted(
-        (p for p in output_dir.iterdir() if p.is_dir() and p.name < period and (p / RECOMMENDATION).is_file()),
+        (
+            p
+            for p in output_dir.iterdir()
+            # a hidden sibling is a report being built, or left by a killed run (slicewise.atomic.write_tree)
+            if p.is_dir() and not p.name.startswith(".") and p.name < period and (p / RECOMMENDATION).is_file()
+        ),
         reverse=True,
     )
     for directory in earlier:

@@ -6,12 +6,20 @@ which is what a Prometheus gauge sampled at that interval should hold. The first
 GPU instance appears) has no earlier sample, so these series are absent there rather than guessed. Two scrapes
 closer than ``MIN_INTERVAL_S`` (two Prometheus servers, a person with curl) do not take a new sample: the second
 gets the figures of the last full interval again, a measurement, rather than a ratio over a few milliseconds.
+
+A sample is kept with the identity of what it measured (the MIG device UUID, which the driver changes whenever a
+GPU instance is destroyed and created again, even under the same GI id), so a re-created instance is never diffed
+against its predecessor's counters. A GPU instance split into several compute instances is measured per compute
+instance, through ``nvmlGpmSampleGet`` on each MIG device's own handle, where the driver accepts that (it answers
+NOT_SUPPORTED otherwise, and those series stay absent). A metric the driver returns as NaN is absent, as DCGM
+leaves such a field blank.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,9 +58,10 @@ class GpmSampler:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._supported: dict[str, bool] = {}
-        self._samples: dict[tuple[str, int], tuple[float, Any]] = {}  # (when taken, sample)
-        self._figures: dict[tuple[str, int], GpmFigures] = {}
-        self._seen: set[tuple[str, int]] = set()
+        self._mig_handles: dict[str, bool] = {}  # per GPU: does nvmlGpmSampleGet take its MIG device handles
+        self._samples: dict[tuple[str, ...], tuple[float, str, Any]] = {}  # (when taken, identity, sample)
+        self._figures: dict[tuple[str, ...], GpmFigures] = {}
+        self._seen: set[tuple[str, ...]] = set()
 
     def supported(self, calls: Calls, handle: Any, gpu_uuid: str) -> bool:
         known = self._supported.get(gpu_uuid)
@@ -63,58 +72,98 @@ class GpmSampler:
                 self._supported[gpu_uuid] = known
         return known
 
-    def mig(self, calls: Calls, parent: Any, gpu_uuid: str, gi: int) -> GpmFigures | None:
-        """Figures for GPU instance ``gi`` since the previous scrape, or None on the first one or on failure."""
-        key = (gpu_uuid, gi)
+    def mig(self, calls: Calls, parent: Any, gpu_uuid: str, gi: int, identity: str) -> GpmFigures | None:
+        """Figures for GPU instance ``gi`` (now the one with MIG device ``identity``) since the previous scrape;
+        None on its first scrape or on failure."""
+
+        def take(sample: Any) -> None:
+            pynvml.nvmlGpmMigSampleGet(parent, gi, sample)
+
+        return self._measure(calls, (gpu_uuid, str(gi)), identity, take, "nvmlGpmMigSampleGet")
+
+    def mig_device(self, calls: Calls, handle: Any, gpu_uuid: str, mig_uuid: str) -> GpmFigures | None:
+        """Figures for one MIG device (one compute instance of a split GPU instance), through its own handle."""
+        if self._mig_handles.get(gpu_uuid) is False:
+            return None
+
+        def take(sample: Any) -> None:
+            pynvml.nvmlGpmSampleGet(handle, sample)
+
+        return self._measure(calls, (gpu_uuid, mig_uuid), mig_uuid, take, "nvmlGpmSampleGet")
+
+    def _measure(
+        self, calls: Calls, key: tuple[str, ...], identity: str, take: Callable[[Any], None], function: str
+    ) -> GpmFigures | None:
+        gpu_uuid = key[0]
         self._seen.add(key)
         now = self._clock()
         kept = self._samples.get(key)
+        if kept is not None and kept[1] != identity:  # re-created under the same id: the old sample is void
+            self._free(self._samples.pop(key)[2])
+            self._figures.pop(key, None)
+            kept = None
         if kept is not None and now - kept[0] < MIN_INTERVAL_S:
             return self._figures.get(key)
         sample = calls.get("nvmlGpmSampleAlloc", pynvml.nvmlGpmSampleAlloc)
         if sample is None:
             return None
         try:
-            pynvml.nvmlGpmMigSampleGet(parent, gi, sample)
+            take(sample)
         except pynvml.NVMLError as exc:
             self._free(sample)
-            if int(exc.value) == pynvml.NVML_ERROR_NO_PERMISSION:  # GPM restricted to admins on this node
+            code = int(exc.value)
+            if code == pynvml.NVML_ERROR_NO_PERMISSION:  # GPM restricted to admins on this node
                 log.warning("GPU %s: GPM answers NVML_ERROR_NO_PERMISSION; MIG activity series stay absent", gpu_uuid)
                 self._supported[gpu_uuid] = False
-                return None
-            calls.failed("nvmlGpmMigSampleGet", exc)
+            elif function == "nvmlGpmSampleGet" and code in CAPABILITY:
+                log.info(
+                    "GPU %s: this driver takes no MIG device handle for GPM; split GPU instances unmeasured", gpu_uuid
+                )
+                self._mig_handles[gpu_uuid] = False
+            else:
+                calls.failed(function, exc)
             return None
-        self._samples[key] = (now, sample)
+        self._samples[key] = (now, identity, sample)
+        if function == "nvmlGpmSampleGet":
+            self._mig_handles[gpu_uuid] = True
         if kept is None:
             return None
         try:
-            figures = self._compare(calls, kept[1], sample)
+            figures = self._compare(calls, kept[2], sample)
         finally:
-            self._free(kept[1])
+            self._free(kept[2])
         if figures is None:
             self._figures.pop(key, None)
         else:
             self._figures[key] = figures
         return figures
 
+    def diagnostics(self) -> dict[str, object]:
+        return {
+            "gpm_supported": dict(sorted(self._supported.items())),
+            "gpm_on_mig_device_handles": dict(sorted(self._mig_handles.items())),
+        }
+
     def end_scrape(self) -> None:
         """Free the samples of GPU instances this scrape did not see (destroyed, or their GPU was lost)."""
         for key in [k for k in self._samples if k not in self._seen]:
-            self._free(self._samples.pop(key)[1])
+            self._free(self._samples.pop(key)[2])
             self._figures.pop(key, None)
         self._seen = set()
 
     def forget_gpu(self, gpu_uuid: str) -> None:
         """A different GPU now has this index (or came back): ask it about GPM afresh."""
         self._supported.pop(gpu_uuid, None)
+        self._mig_handles.pop(gpu_uuid, None)
 
     def reset(self) -> None:
         """Forget everything: NVML was re-initialised, so old samples and support answers are void."""
-        for _, sample in self._samples.values():
+        for _, _, sample in self._samples.values():
             self._free(sample)
         self._samples.clear()
         self._figures.clear()
         self._supported.clear()
+        self._mig_handles.clear()
         self._seen = set()
 
     @staticmethod
@@ -132,8 +181,10 @@ class GpmSampler:
         for i in range(len(_METRICS)):
             result = request.metrics[i]
             code = int(result.nvmlReturn)
-            if code == pynvml.NVML_SUCCESS:
+            if code == pynvml.NVML_SUCCESS and not math.isnan(float(result.value)):
                 values.append(_ratio(float(result.value)))
+            elif code == pynvml.NVML_SUCCESS:  # NaN: no figure for this interval (DCGM leaves it blank)
+                values.append(None)
             else:
                 if code not in CAPABILITY:
                     calls.record("nvmlGpmMetricsGet", code)

@@ -9,13 +9,19 @@ What is read where, and why:
   MPS clients. The MPS server (``nvidia-cuda-mps-server``) is a compute process too; it is dropped (it holds no
   workload's memory of its own) and marks the GPU as running MPS. Per-process SM activity comes from
   ``nvmlDeviceGetProcessUtilization``, averaged over the samples since the previous scrape; a listed process with
-  no sample in that interval ran no kernels, which NVML reports as no sample, so it is 0. A scrape less than a
+  no sample in that interval ran no kernels, which NVML reports as no sample, so it is 0. The first read of a GPU
+  only learns the newest sample's timestamp (asking with ``since = 0`` returns the whole buffer, an average over
+  an unknown past), so per-process activity appears from the second read on. A scrape less than a
   second after the previous one repeats the previous interval's figures instead (as GPM does, see ``gpm``).
 - MIG: each MIG device handle gives GI/CI ids, SM count and memory (of its GPU instance), and its own process
   lists (memory per process is only reported on the MIG device handle). GPU-instance profile and placement come
   from the GPU instance (cached per MIG device UUID, which changes whenever the instance is recreated). GPM gives
   per-GPU-instance SM activity, occupancy and DRAM activity on Hopper and newer; a GPU instance split into several
-  compute instances gets none, since a GI-wide figure would be a guess for each of its CIs.
+  compute instances is measured per compute instance on its MIG device handle (a GI-wide figure would be a guess
+  for each CI), where the driver accepts that. An unused MIG slot (NOT_FOUND or INVALID_ARGUMENT) is skipped.
+- Memory of a MIG-enabled GPU: NVML gives it to privileged callers only; an unprivileged one gets the sum of the
+  GPU instances (``MemorySource.GPU_INSTANCES``), said once in the log.
+- Process lists: the symbol and struct each driver generation needs (``processes``).
 Facts that cannot change while a GPU keeps its UUID (name, SM count) are read once per UUID.
 """
 
@@ -33,8 +39,9 @@ import pynvml
 
 from exporter.nvml.calls import CAPABILITY, CAPABILITY_OR_ABSENT, Calls, GpuLost, NvmlGone
 from exporter.nvml.gpm import MIN_INTERVAL_S, GpmFigures, GpmSampler
+from exporter.nvml.processes import ProcessLists
 from exporter.nvml.session import NvmlSession
-from exporter.snapshot import ComputeMode, Gpu, MigDevice, Process, Snapshot
+from exporter.snapshot import ComputeMode, Gpu, MemorySource, MigDevice, Process, Snapshot
 from slicewise.catalogue import find_model
 
 log = logging.getLogger(__name__)
@@ -83,6 +90,7 @@ class _GpuInstance:
 
 @dataclass(frozen=True, slots=True)
 class _MigRead:
+    handle: Any
     gi: int
     ci: int
     uuid: str
@@ -122,7 +130,10 @@ class NvmlReader:
         self._util_last: dict[str, tuple[float, dict[int, float]]] = {}  # per GPU: when read, ratio by pid
         self._mps_server_pids: dict[int, bool] = {}
         self._pids_seen: set[int] = set()
+        self._mig_seen: set[str] = set()  # MIG device UUIDs read this scrape (instances of others are forgotten)
         self._memory_v2: bool | None = None
+        self._parent_memory_denied: set[str] = set()  # MIG-enabled GPUs whose own memory NVML refuses us
+        self._lists = ProcessLists()
         self._gpm = GpmSampler(clock)
 
     def read(self) -> Snapshot:
@@ -132,6 +143,7 @@ class NvmlReader:
             init_errors += self.session.drain_errors()
             return Snapshot(nvml_up=False, gpus=tuple(self._all_down()), errors=tuple(init_errors))
         self._pids_seen = set()
+        self._mig_seen = set()
         try:
             driver = calls.get("nvmlSystemGetDriverVersion", pynvml.nvmlSystemGetDriverVersion)
             count = calls.get("nvmlDeviceGetCount", pynvml.nvmlDeviceGetCount)
@@ -142,10 +154,13 @@ class NvmlReader:
                 gpus += [self._down(i) for i in sorted(self._uuid_by_index) if i >= count]
             self._gpm.end_scrape()
             self._forget_pids_not_seen()
+            # A MIG device's UUID changes whenever its instance is re-created: drop the instances not seen now.
+            self._instances = {uuid: gi for uuid, gi in self._instances.items() if uuid in self._mig_seen}
             snapshot = Snapshot(True, _text(driver) if driver else None, tuple(gpus), tuple(init_errors + calls.errors))
         except NvmlGone as gone:
             self.session.lost(str(gone))
             self._gpm.reset()
+            self._lists.reset()
             self._util_timestamp.clear()
             self._util_last.clear()
             return Snapshot(nvml_up=False, gpus=tuple(self._all_down()), errors=tuple(init_errors + calls.errors))
@@ -153,6 +168,17 @@ class NvmlReader:
 
     def close(self) -> None:
         self._gpm.reset()
+
+    def diagnostics(self) -> dict[str, object]:
+        """What this reader learned about the driver, for ``scripts/real-gpu-check``'s report."""
+        versions = self._lists.versions
+        return {
+            "process_list_version": versions[0].name if versions else None,
+            "gpu_memory_from_gpu_instances": sorted(self._parent_memory_denied),
+            "placement_denied": sorted(u for u, denied in self._placement_denied.items() if denied),
+            "memory_info_v2": self._memory_v2,
+            **self._gpm.diagnostics(),
+        }
 
     # --- one GPU -------------------------------------------------------------------------------------------------
 
@@ -181,11 +207,15 @@ class NvmlReader:
 
     def _read_up_gpu(self, calls: Calls, index: int, handle: Any, uuid: str) -> Gpu:
         facts = self._facts.get(uuid) or self._read_facts(calls, handle, uuid)
-        memory_total, memory_used = self._memory(calls, handle)
         mig_enabled = self._read_mig_mode(calls, handle, uuid)
+        memory_total, memory_used = self._gpu_memory(calls, handle, uuid, bool(mig_enabled))
         compute_mode = self._read_compute_mode(calls, handle, uuid)
         if mig_enabled:
             mig_devices, mps_active = self._read_mig_devices(calls, handle, uuid)
+            source = MemorySource.DEVICE
+            if uuid in self._parent_memory_denied:
+                source = MemorySource.GPU_INSTANCES
+                memory_total, memory_used = _sum_of_instances(mig_devices)
             return Gpu(
                 index=index,
                 uuid=uuid,
@@ -195,6 +225,7 @@ class NvmlReader:
                 mps_active=mps_active,
                 memory_total_bytes=memory_total,
                 memory_used_bytes=memory_used,
+                memory_source=source,
                 sm_count=facts.sm_count,
                 mig_devices=tuple(mig_devices),
             )
@@ -234,20 +265,47 @@ class NvmlReader:
             self._facts[uuid] = facts
         return facts
 
-    def _memory(self, calls: Calls, handle: Any) -> tuple[int | None, int | None]:
+    def _gpu_memory(self, calls: Calls, handle: Any, uuid: str, mig_enabled: bool) -> tuple[int | None, int | None]:
+        """The GPU's own memory; in MIG mode, where NVML refuses it to this caller, (None, None) once logged.
+
+        NVML gives a MIG-enabled GPU's memory to privileged callers only (NO_PERMISSION in an unprivileged
+        container: nvidia-container-toolkit#842, k8s-device-plugin#1683). The caller then gets the sum of its
+        GPU instances instead (``MemorySource.GPU_INSTANCES``), and the refusal is not an error every scrape.
+        """
+        if mig_enabled and uuid in self._parent_memory_denied:
+            return None, None
+        try:
+            return self._memory(calls, handle, raise_denied=mig_enabled)
+        except _Denied:
+            self._parent_memory_denied.add(uuid)
+            log.warning(
+                "GPU %s: NVML refuses this (unprivileged) caller the memory of a MIG-enabled GPU; "
+                'slicewise_gpu_memory_*_bytes{source="gpu_instances"} is the sum of its GPU instances instead',
+                uuid,
+            )
+            return None, None
+
+    def _memory(self, calls: Calls, handle: Any, raise_denied: bool = False) -> tuple[int | None, int | None]:
         if self._memory_v2 is not False:
             try:
                 info = pynvml.nvmlDeviceGetMemoryInfo(handle, version=pynvml.nvmlMemory_v2)
             except pynvml.NVMLError as exc:
-                if int(exc.value) not in CAPABILITY | {pynvml.NVML_ERROR_ARGUMENT_VERSION_MISMATCH}:
+                code = int(exc.value)
+                if raise_denied and code == pynvml.NVML_ERROR_NO_PERMISSION:
+                    raise _Denied from exc
+                if code not in CAPABILITY | {pynvml.NVML_ERROR_ARGUMENT_VERSION_MISMATCH}:
                     calls.failed("nvmlDeviceGetMemoryInfo_v2", exc)
                     return None, None
                 self._memory_v2 = False
             else:
                 self._memory_v2 = True
                 return int(info.total), int(info.used)
-        info = calls.get("nvmlDeviceGetMemoryInfo", lambda: pynvml.nvmlDeviceGetMemoryInfo(handle))
-        if info is None:
+        try:
+            info = pynvml.nvmlDeviceGetMemoryInfo(handle)
+        except pynvml.NVMLError as exc:
+            if raise_denied and int(exc.value) == pynvml.NVML_ERROR_NO_PERMISSION:
+                raise _Denied from exc
+            calls.failed("nvmlDeviceGetMemoryInfo", exc)
             return None, None
         return int(info.total), int(info.used)
 
@@ -276,34 +334,24 @@ class NvmlReader:
 
     def _read_processes(self, calls: Calls, handle: Any, graphics: bool) -> tuple[list[Process], bool]:
         """Processes on one device (GPU or MIG device) and whether an MPS server runs there."""
-        compute = calls.get(
-            "nvmlDeviceGetComputeRunningProcesses", lambda: pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
-        )
-        mps = calls.get(
-            "nvmlDeviceGetMPSComputeRunningProcesses", lambda: pynvml.nvmlDeviceGetMPSComputeRunningProcesses(handle)
-        )
+        compute = self._lists.get(calls, "Compute", handle)
+        mps = self._lists.get(calls, "MPSCompute", handle)
         listed: dict[int, Process] = {}
         for info in mps or ():
-            listed[int(info.pid)] = Process(int(info.pid), _memory_of(info), mps_client=True)
+            listed[info.pid] = Process(info.pid, info.used_memory, mps_client=True)
         mps_active = bool(listed)
         others = list(compute or ())
         if graphics:
-            others += (
-                calls.get(
-                    "nvmlDeviceGetGraphicsRunningProcesses",
-                    lambda: pynvml.nvmlDeviceGetGraphicsRunningProcesses(handle),
-                )
-                or []
-            )
+            others += self._lists.get(calls, "Graphics", handle) or []
         for info in others:
-            pid = int(info.pid)
+            pid = info.pid
             self._pids_seen.add(pid)
             if pid in listed:
                 continue
             if self._is_mps_server(calls, pid):
                 mps_active = True
                 continue
-            listed[pid] = Process(pid, _memory_of(info))
+            listed[pid] = Process(pid, info.used_memory)
         return list(listed.values()), mps_active
 
     def _is_mps_server(self, calls: Calls, pid: int) -> bool:
@@ -327,6 +375,7 @@ class NvmlReader:
         last = self._util_last.get(uuid)
         if last is not None and now - last[0] < MIN_INTERVAL_S:
             return [Process(p.pid, p.memory_used_bytes, last[1].get(p.pid), p.mps_client) for p in processes]
+        first = uuid not in self._util_timestamp
         since = self._util_timestamp.get(uuid, 0)
         try:
             samples = pynvml.nvmlDeviceGetProcessUtilization(handle, since)
@@ -345,6 +394,11 @@ class NvmlReader:
             totals.setdefault(int(sample.pid), []).append(int(sample.smUtil))
             newest = max(newest, int(sample.timeStamp))
         self._util_timestamp[uuid] = newest
+        if first:
+            # ``since = 0`` returned the driver's whole sample buffer, an average over an unknown past: it only
+            # sets where the next read starts, and this read publishes no per-process activity.
+            self._util_last[uuid] = (now, {})
+            return [Process(p.pid, p.memory_used_bytes, None, p.mps_client) for p in processes]
         ratios = {pid: min(1.0, sum(values) / len(values) / 100.0) for pid, values in totals.items()}
         out = [Process(p.pid, p.memory_used_bytes, ratios.get(p.pid, 0.0), p.mps_client) for p in processes]
         self._util_last[uuid] = (now, {p.pid: p.sm_active_ratio or 0.0 for p in out})
@@ -359,7 +413,7 @@ class NvmlReader:
             handle = calls.get(
                 "nvmlDeviceGetMigDeviceHandleByIndex",
                 partial(pynvml.nvmlDeviceGetMigDeviceHandleByIndex, parent, slot),
-                CAPABILITY_OR_ABSENT,
+                _EMPTY_SLOT,
             )
             if handle is not None:
                 read = self._read_mig_device(calls, parent, gpu_uuid, handle)
@@ -368,7 +422,7 @@ class NvmlReader:
         gpm = self._gpm_figures(calls, parent, gpu_uuid, reads)
         devices = []
         for r in reads:
-            figures = gpm.get(r.gi)
+            figures = gpm.get(r.uuid)
             devices.append(
                 MigDevice(
                     gi=r.gi,
@@ -395,6 +449,7 @@ class NvmlReader:
         if uuid_raw is None or gi is None or ci is None:
             return None  # no identity for its series
         uuid = _text(uuid_raw)
+        self._mig_seen.add(uuid)
         attributes = calls.get("nvmlDeviceGetAttributes", lambda: pynvml.nvmlDeviceGetAttributes(handle))
         instance = self._instances.get(uuid) or self._read_instance(
             calls, parent, handle, gpu_uuid, uuid, gi, attributes
@@ -403,6 +458,7 @@ class NvmlReader:
             return None
         processes, mps_active = self._read_processes(calls, handle, graphics=False)
         return _MigRead(
+            handle=handle,
             gi=int(gi),
             ci=int(ci),
             uuid=uuid,
@@ -486,22 +542,33 @@ class NvmlReader:
 
     def _gpm_figures(
         self, calls: Calls, parent: Any, gpu_uuid: str, reads: Iterable[_MigRead]
-    ) -> dict[int, GpmFigures]:
+    ) -> dict[str, GpmFigures]:
+        """GPM figures by MIG device UUID: per GPU instance where it holds one compute instance, else per compute
+        instance through its own handle (see ``gpm``)."""
         if not self._use_gpm:
             return {}
-        cis_per_gi: dict[int, int] = {}
+        by_gi: dict[int, list[_MigRead]] = {}
         for r in reads:
-            cis_per_gi[r.gi] = cis_per_gi.get(r.gi, 0) + 1
-        if not cis_per_gi or not self._gpm.supported(calls, parent, gpu_uuid):
+            by_gi.setdefault(r.gi, []).append(r)
+        if not by_gi or not self._gpm.supported(calls, parent, gpu_uuid):
             return {}
         figures = {}
-        for gi, cis in sorted(cis_per_gi.items()):
-            if cis == 1:
-                found = self._gpm.mig(calls, parent, gpu_uuid, gi)
+        for gi, members in sorted(by_gi.items()):
+            if len(members) == 1:
+                found = self._gpm.mig(calls, parent, gpu_uuid, gi, members[0].uuid)
                 if found is not None:
-                    figures[gi] = found
+                    figures[members[0].uuid] = found
+                continue
+            for r in members:
+                found = self._gpm.mig_device(calls, r.handle, gpu_uuid, r.uuid)
+                if found is not None:
+                    figures[r.uuid] = found
         return figures
 
+
+# An unused MIG slot answers NOT_FOUND (nvml.h) or, on some drivers, INVALID_ARGUMENT; NVIDIA's own enumerators
+# (go-nvlib's VisitMigDevices, k8s-device-plugin) skip both. Neither is an error.
+_EMPTY_SLOT = CAPABILITY_OR_ABSENT | {pynvml.NVML_ERROR_INVALID_ARGUMENT}
 
 _MIG_NAME = re.compile(r" MIG (?:\d+c\.)?(\d+g\.\S+)$")
 
@@ -512,6 +579,18 @@ def _profile_from_device_name(name: str) -> str | None:
     return found.group(1) if found else None
 
 
-def _memory_of(info: Any) -> int | None:
-    used = getattr(info, "usedGpuMemory", None)
-    return int(used) if used is not None else None
+class _Denied(Exception):
+    """NVML_ERROR_NO_PERMISSION where the caller's privileges decide, not a failure."""
+
+
+def _sum_of_instances(devices: Iterable[MigDevice]) -> tuple[int | None, int | None]:
+    """Memory of every GPU instance together (each once, whatever its compute instances); None if one is unknown."""
+    by_gi: dict[int, MigDevice] = {}
+    for d in devices:
+        by_gi.setdefault(d.gi, d)
+    if not by_gi or any(d.memory_total_bytes is None or d.memory_used_bytes is None for d in by_gi.values()):
+        return None, None
+    return (
+        sum(d.memory_total_bytes or 0 for d in by_gi.values()),
+        sum(d.memory_used_bytes or 0 for d in by_gi.values()),
+    )

@@ -14,7 +14,9 @@ import click
     required=True,
     type=click.Path(path_type=Path, dir_okay=False),
     metavar="FILE",
-    help="History file to write: .parquet or .csv (by extension); FILE.truth.csv is written beside it.",
+    help="History file to write: .parquet or .csv (by extension), or .om: the series the exporter would have"
+    " published, in OpenMetrics for `promtool tsdb create-blocks-from openmetrics`; FILE.truth.csv is written beside"
+    " it.",
 )
 @click.option("--days", type=click.FloatRange(min=0, min_open=True), default=14, show_default=True)
 @click.option("--gpus", type=click.IntRange(min=1), default=None, help="Number of GPUs (default: the scenario's).")
@@ -29,7 +31,13 @@ def simulate(out: Path, days: float, gpus: int | None, seed: int, scenario: str)
     """
     from exporter.simulate.history import write_history
 
-    summary = write_history(out, scenario=scenario, days=days, gpus=gpus, seed=seed)
+    if out.suffix.lower() == ".om":  # issue 17: the same history as Prometheus would have scraped it
+        from exporter.simulate.openmetrics import simulate_openmetrics
+
+        summary, written = simulate_openmetrics(out, scenario=scenario, days=days, gpus=gpus, seed=seed)
+        click.echo(f"wrote {out}: {written.samples} samples in {written.series} series (OpenMetrics)")
+    else:
+        summary = write_history(out, scenario=scenario, days=days, gpus=gpus, seed=seed)
 
     def when(t: float) -> str:
         return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M UTC")

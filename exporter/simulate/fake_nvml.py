@@ -1,9 +1,10 @@
 """The fake libnvidia-ml: the object installed as ``pynvml.nvmlLib`` for one simulated node.
 
 pynvml resolves every C function with ``getattr(nvmlLib, name)``; a name this library simulates returns a callable
-that answers as the driver would on that node's GPUs, any other name raises ``AttributeError``, which pynvml turns
-into NVML_ERROR_FUNCTION_NOT_FOUND exactly as for a symbol missing from an older driver. The simulated functions
-live in ``fake_nvml_system``, ``fake_nvml_device``, ``fake_nvml_mig``, ``fake_nvml_procs`` and ``fake_nvml_gpm``.
+that answers as the driver would on that node's GPUs. Any other name, and any name the node's driver release does
+not export (``exporter.simulate.drivers``), raises ``AttributeError``, which pynvml turns into
+NVML_ERROR_FUNCTION_NOT_FOUND exactly as for a symbol missing from that driver. The simulated functions live in
+``fake_nvml_system``, ``fake_nvml_device``, ``fake_nvml_mig``, ``fake_nvml_procs`` and ``fake_nvml_gpm``.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from exporter.simulate import (  # noqa: F401 (imported for their @symbol regist
     fake_nvml_procs,
     fake_nvml_system,
 )
+from exporter.simulate.drivers import UNPRIVILEGED_ALWAYS, UNPRIVILEGED_PARENT
 from exporter.simulate.fake_nvml_core import (
     ERROR_GPU_IS_LOST,
     ERROR_INVALID_ARGUMENT,
+    ERROR_NO_PERMISSION,
     ERROR_TIMEOUT,
     ERROR_UNKNOWN,
     SYMBOLS,
@@ -124,8 +127,8 @@ class FakeNvml:
 
     def __getattr__(self, name: str) -> Symbol:
         impl = SYMBOLS.get(name)
-        if impl is None or name.startswith("_"):
-            raise AttributeError(f"libnvidia-ml (simulated) has no symbol {name}")
+        if impl is None or name.startswith("_") or not self.node.driver.exports(name):
+            raise AttributeError(f"libnvidia-ml {self.node.driver.version} (simulated) has no symbol {name}")
         found = self._symbols.get(name)
         if found is None:
             found = self._symbols[name] = Symbol(self, name, impl)
@@ -152,6 +155,7 @@ class FakeNvml:
         k = (gpu.index, gpu.generation, key)
         found = self._mig_handles.get(k)
         if found is None:
+            self._forget_destroyed(gpu)
             found = DeviceHandle(gpu, key, gpu.generation)
             self._mig_handles[k] = found
             self._keep(found)
@@ -161,6 +165,7 @@ class FakeNvml:
         k = (gpu.index, gpu.generation, gi_id)
         found = self._gi_handles.get(k)
         if found is None:
+            self._forget_destroyed(gpu)
             found = GpuInstanceHandle(gpu, gi_id, gpu.generation)
             self._gi_handles[k] = found
             self._keep(found)
@@ -170,10 +175,19 @@ class FakeNvml:
         k = (gpu.index, gpu.generation, gi_id, ci_id)
         found = self._ci_handles.get(k)
         if found is None:
+            self._forget_destroyed(gpu)
             found = ComputeInstanceHandle(gpu, gi_id, ci_id, gpu.generation)
             self._ci_handles[k] = found
             self._keep(found)
         return found
+
+    def _forget_destroyed(self, gpu: Gpu) -> None:
+        """Drop the handles of MIG devices and instances this GPU has re-created since (as NVML frees them): using
+        one again is INVALID_ARGUMENT either way, and keeping them grew memory with every MIG reconfiguration."""
+        tables: list[dict[Any, Any]] = [self._mig_handles, self._gi_handles, self._ci_handles]
+        for table in tables:
+            for k in [k for k in table if k[0] == gpu.index and k[1] != gpu.generation]:
+                del self._handles[table.pop(k).address]
 
     def new_sample(self) -> GpmSampleHandle:
         sample = GpmSampleHandle()
@@ -188,6 +202,18 @@ class FakeNvml:
 
     def lookup(self, handle: Any) -> Handle | None:
         return self._handles.get(address(handle))
+
+    def kernel_mismatch(self) -> bool:
+        """The loaded kernel module is not this library's driver (``drivers.upgrade_kernel_module``)."""
+        module = self.node.kernel_module
+        return module is not None and module != self.node.driver.version
+
+    def check_privilege(self, function: str, t: Target | None = None) -> None:
+        """NVML_ERROR_NO_PERMISSION where an unprivileged caller is refused (``exporter.simulate.drivers``)."""
+        if self.node.privileged:
+            return
+        if function in UNPRIVILEGED_ALWAYS or (function in UNPRIVILEGED_PARENT and t is not None and t.mig_parent):
+            raise Fail(ERROR_NO_PERMISSION)
 
     # --- resolving with faults ------------------------------------------------------------------------------------
 

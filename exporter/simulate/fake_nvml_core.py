@@ -28,6 +28,7 @@ ERROR_INSUFFICIENT_SIZE = 7
 ERROR_DRIVER_NOT_LOADED = 9
 ERROR_TIMEOUT = 10
 ERROR_LIBRARY_NOT_FOUND = 12
+ERROR_LIB_RM_VERSION_MISMATCH = 18
 ERROR_FUNCTION_NOT_FOUND = 13
 ERROR_GPU_IS_LOST = 15
 ERROR_IN_USE = 19
@@ -46,6 +47,7 @@ ERROR_STRINGS = {
     ERROR_DRIVER_NOT_LOADED: "Driver Not Loaded",
     ERROR_TIMEOUT: "Timeout",
     ERROR_LIBRARY_NOT_FOUND: "NVML Shared Library Not Found",
+    ERROR_LIB_RM_VERSION_MISMATCH: "RM has detected an NVML/RM version mismatch.",
     ERROR_FUNCTION_NOT_FOUND: "Function Not Found",
     ERROR_GPU_IS_LOST: "GPU is lost",
     ERROR_IN_USE: "In use by another client",
@@ -177,6 +179,8 @@ class Symbol:
             lib.calls += 1
             if self.needs_init and lib.init_count <= 0:
                 return ERROR_UNINITIALIZED
+            if self.needs_init and lib.kernel_mismatch():
+                return ERROR_DRIVER_NOT_LOADED
             try:
                 return self.impl(lib, *args)
             except Fail as failure:

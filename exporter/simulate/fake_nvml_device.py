@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 NVML_MEMORY_V2 = 0x02000028
 NVML_TEMPERATURE_V1 = 0x100000C
-ARCHITECTURE = {"ampere": 7, "hopper": 9}  # NVML_DEVICE_ARCH_*
+ARCHITECTURE = {"ampere": 7, "hopper": 9, "blackwell": 10}  # NVML_DEVICE_ARCH_*
 BRAND_NVIDIA = 14
 COMPUTEMODE_DEFAULT = 0
 COMPUTEMODE_EXCLUSIVE_PROCESS = 3
@@ -161,6 +161,7 @@ def _cores(lib: FakeNvml, handle: Any, out: Any) -> int:
 @symbol("nvmlDeviceGetMemoryInfo")
 def _memory_v1(lib: FakeNvml, handle: Any, out: Any) -> int:
     t = lib.device(handle)
+    lib.check_privilege("nvmlDeviceGetMemoryInfo", t)
     total, reserved, used = _memory(t)
     used = min(total, used + reserved)
     put(target(out), total=total, used=used, free=total - used)
@@ -172,6 +173,7 @@ def _memory_v2(lib: FakeNvml, handle: Any, out: Any) -> int:
     mem = target(out)
     check_version(mem, NVML_MEMORY_V2)
     t = lib.device(handle)
+    lib.check_privilege("nvmlDeviceGetMemoryInfo_v2", t)
     total, reserved, used = _memory(t)
     used = min(used, total - reserved)
     put(mem, total=total, reserved=reserved, used=used, free=total - reserved - used)
@@ -182,7 +184,7 @@ def _memory_v2(lib: FakeNvml, handle: Any, out: Any) -> int:
 def _bar1(lib: FakeNvml, handle: Any, out: Any) -> int:
     """BAR1 (the host-visible aperture): the whole GPU's, or a MIG device's share of it by memory slices."""
     t = lib.device(handle)
-    total = 128 * 1024 * MIB if t.gpu.model.architecture == "hopper" else 64 * 1024 * MIB
+    total = 64 * 1024 * MIB if t.gpu.model.architecture == "ampere" else 128 * 1024 * MIB
     if t.is_mig_device:
         gi = t.dev().gi
         assert gi is not None

@@ -2,9 +2,10 @@
 
 A GPM sample holds the device's cumulative counters (SM-active, occupancy, DRAM-active and graphics-active
 seconds) at a second; ``nvmlGpmMetricsGet`` turns two samples of the same GPU or GPU instance into percentages
-over the time between them. Ampere answers ``isSupportedDevice = 0`` and NVML_ERROR_NOT_SUPPORTED for samples.
-Metrics beyond graphics, SM activity, SM occupancy, tensor activity and DRAM bandwidth answer NOT_SUPPORTED in
-their own slot, as a driver does for metrics a GPU lacks.
+over the time between them. ``nvmlGpmSampleGet`` on a MIG device handle samples that one compute instance, on the
+driver profiles that accept it (``DriverProfile.gpm_on_mig_handles``). Ampere answers ``isSupportedDevice = 0``
+and NVML_ERROR_NOT_SUPPORTED for samples. Metrics beyond graphics, SM activity, SM occupancy, tensor activity and
+DRAM bandwidth answer NOT_SUPPORTED in their own slot, as a driver does for metrics a GPU lacks.
 """
 
 from __future__ import annotations
@@ -102,8 +103,15 @@ def _take(lib: FakeNvml, t: Target, sample: GpmSampleHandle, devices: list[int],
 def _sample_get(lib: FakeNvml, handle: Any, sample: Any) -> int:
     t = lib.device(handle)
     target_sample = _sample(lib, sample)
-    if not _hopper(t) or t.is_mig_device:
+    if not _hopper(t):
         raise Fail(ERROR_NOT_SUPPORTED)
+    if t.is_mig_device:  # one compute instance: its own SMs, on the drivers that accept a MIG device handle
+        if not lib.node.driver.gpm_on_mig_handles:
+            raise Fail(ERROR_NOT_SUPPORTED)
+        dev, index = t.dev(), t.device
+        assert index is not None
+        _take(lib, t, target_sample, [index], dev.sm_count, ("mig", t.gpu.index, dev.key, t.gpu.generation))
+        return SUCCESS
     _take(lib, t, target_sample, t.gpu_devices(), t.gpu.model.sm_count, ("gpu", t.gpu.index, t.gpu.generation))
     return SUCCESS
 

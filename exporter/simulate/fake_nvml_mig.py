@@ -162,6 +162,7 @@ def _gpu_instances(t: Target, profile: MigProfile) -> list[GpuInstance]:
 def _gi_list(lib: FakeNvml, handle: Any, profile: Any, instances: Any, count: Any) -> int:
     t = lib.device(handle)
     _mig_capable(t)
+    lib.check_privilege("nvmlDeviceGetGpuInstances", t)
     found = _gpu_instances(t, _profile_by_enum(t, value(profile)))
     for i, gi in enumerate(found):
         store_pointer_at(instances, i, lib.gi_handle(t.gpu, gi.id).address)
@@ -173,6 +174,7 @@ def _gi_list(lib: FakeNvml, handle: Any, profile: Any, instances: Any, count: An
 def _gi_by_id(lib: FakeNvml, handle: Any, gi_id: Any, out: Any) -> int:
     t = lib.device(handle)
     _mig_capable(t)
+    lib.check_privilege("nvmlDeviceGetGpuInstanceById", t)
     if not t.gpu.mig_enabled:
         raise Fail(ERROR_INVALID_ARGUMENT)
     gi = t.gpu.instance_by_id(value(gi_id))

@@ -1,4 +1,8 @@
-"""Simulated NVML: process lists (compute, graphics, MPS; v1/v2/v3) and per-process utilisation samples.
+"""Simulated NVML: process lists (compute, graphics, MPS; v1/v2/v3 and R550's detail list) and per-process
+utilisation samples.
+
+Which struct each name fills is the node's driver profile's (``exporter.simulate.drivers``): the unversioned name
+the 2-field v1 struct, ``_v2`` the 4-field one, ``_v3`` the 4-field one or, on 535.43.02-535.86, the 5-field one.
 
 The lists follow the driver's size-then-fill protocol that pynvml relies on: called with no array, a list answers
 NVML_SUCCESS and count 0 when empty, else NVML_ERROR_INSUFFICIENT_SIZE with the count; called with an array too
@@ -10,16 +14,20 @@ reported on the MIG device handle. No simulated process draws graphics.
 
 from __future__ import annotations
 
+import ctypes
 from typing import TYPE_CHECKING, Any
 
+from exporter.simulate.drivers import ProcessLayout
 from exporter.simulate.fake_nvml_core import (
     ERROR_INSUFFICIENT_SIZE,
+    ERROR_INVALID_ARGUMENT,
     ERROR_NOT_FOUND,
     ERROR_NOT_SUPPORTED,
     INVALID_ID,
     SUCCESS,
     VALUE_NOT_AVAILABLE_ULL,
     Fail,
+    check_version,
     put,
     symbol,
     target,
@@ -55,7 +63,48 @@ def _entries(lib: FakeNvml, t: Target, mps_list: bool, filling: bool) -> list[En
     return out
 
 
-def _list(lib: FakeNvml, handle: Any, count: Any, infos: Any, mps_list: bool) -> int:
+class _InfoV1(ctypes.Structure):
+    _fields_ = [("pid", ctypes.c_uint), ("usedGpuMemory", ctypes.c_ulonglong)]
+
+
+class _InfoV2(ctypes.Structure):
+    _fields_ = [*_InfoV1._fields_, ("gpuInstanceId", ctypes.c_uint), ("computeInstanceId", ctypes.c_uint)]
+
+
+class _InfoV3CC(ctypes.Structure):
+    """nvmlProcessInfo_v3_t as 535.43.02-535.86 define it: 32 bytes (see ``exporter.simulate.drivers``)."""
+
+    _fields_ = [*_InfoV2._fields_, ("usedGpuCcProtectedMemory", ctypes.c_ulonglong)]
+
+
+_STRUCTS: dict[ProcessLayout, type[ctypes.Structure]] = {
+    ProcessLayout.V1: _InfoV1,
+    ProcessLayout.V2: _InfoV2,
+    ProcessLayout.V3_CC: _InfoV3CC,
+}
+
+
+def _fill(infos: Any, layout: ProcessLayout, found: list[Entry]) -> None:
+    """Write the entries as the driver does: its own struct, whatever array type the caller allocated.
+
+    A caller expecting a smaller struct reads every entry after the first misaligned (the 535.54 bug). Writing
+    stops at the end of the caller's buffer, where a real driver would write past it."""
+    array = target(infos)
+    base, capacity = ctypes.addressof(array), ctypes.sizeof(array)
+    struct = _STRUCTS[layout]
+    size = ctypes.sizeof(struct)
+    for i, (pid, memory, gi, ci) in enumerate(found):
+        if (i + 1) * size > capacity:
+            break
+        entry = struct.from_address(base + i * size)
+        entry.pid, entry.usedGpuMemory = pid, memory
+        if layout is not ProcessLayout.V1:
+            entry.gpuInstanceId, entry.computeInstanceId = gi, ci
+        if layout is ProcessLayout.V3_CC:
+            entry.usedGpuCcProtectedMemory = 0
+
+
+def _list(lib: FakeNvml, handle: Any, count: Any, infos: Any, mps_list: bool, layout: ProcessLayout) -> int:
     t = lib.device(handle)
     n = target(count)
     if infos is None:
@@ -66,43 +115,62 @@ def _list(lib: FakeNvml, handle: Any, count: Any, infos: Any, mps_list: bool) ->
     if n.value < len(found):
         n.value = len(found)
         return ERROR_INSUFFICIENT_SIZE
-    array = target(infos)
-    has_ids = hasattr(type(array[0]) if len(found) else object, "gpuInstanceId")
-    for i, (pid, memory, gi, ci) in enumerate(found):
-        if has_ids:
-            put(array[i], pid=pid, usedGpuMemory=memory, gpuInstanceId=gi, computeInstanceId=ci)
-        else:  # the v1 struct: pid and memory only
-            put(array[i], pid=pid, usedGpuMemory=memory)
+    _fill(infos, layout, found)
     n.value = len(found)
     return SUCCESS
 
 
-@symbol(
-    "nvmlDeviceGetComputeRunningProcesses",
-    "nvmlDeviceGetComputeRunningProcesses_v2",
-    "nvmlDeviceGetComputeRunningProcesses_v3",
-)
-def _compute(lib: FakeNvml, handle: Any, count: Any, infos: Any) -> int:
-    return _list(lib, handle, count, infos, mps_list=False)
+def _layout(lib: FakeNvml, suffix: str) -> ProcessLayout:
+    if suffix == "_v3":
+        return lib.node.driver.v3_layout
+    return ProcessLayout.V2 if suffix == "_v2" else ProcessLayout.V1
 
 
-@symbol(
-    "nvmlDeviceGetMPSComputeRunningProcesses",
-    "nvmlDeviceGetMPSComputeRunningProcesses_v2",
-    "nvmlDeviceGetMPSComputeRunningProcesses_v3",
-)
-def _mps(lib: FakeNvml, handle: Any, count: Any, infos: Any) -> int:
-    return _list(lib, handle, count, infos, mps_list=True)
+def _register(kind: str, mps_list: bool | None) -> None:
+    """``nvmlDeviceGet<kind>RunningProcesses`` and its _v2/_v3; ``mps_list`` None: the graphics list (empty)."""
+    for suffix in ("", "_v2", "_v3"):
+
+        def impl(lib: FakeNvml, handle: Any, count: Any, infos: Any, suffix: str = suffix) -> int:
+            if mps_list is None:
+                lib.device(handle)
+                target(count).value = 0
+                return SUCCESS
+            return _list(lib, handle, count, infos, mps_list, _layout(lib, suffix))
+
+        symbol(f"nvmlDeviceGet{kind}RunningProcesses{suffix}")(impl)
 
 
-@symbol(
-    "nvmlDeviceGetGraphicsRunningProcesses",
-    "nvmlDeviceGetGraphicsRunningProcesses_v2",
-    "nvmlDeviceGetGraphicsRunningProcesses_v3",
-)
-def _graphics(lib: FakeNvml, handle: Any, count: Any, infos: Any) -> int:
-    lib.device(handle)
-    target(count).value = 0
+_register("Compute", mps_list=False)
+_register("MPSCompute", mps_list=True)
+_register("Graphics", mps_list=None)
+
+_DETAIL_LIST_V1 = 0x1000018
+_MODES = {0: False, 2: True}  # NVML_PROCESS_MODE_COMPUTE, _MPS; 1 (graphics) is always empty here
+
+
+@symbol("nvmlDeviceGetRunningProcessDetailList")
+def _detail_list(lib: FakeNvml, handle: Any, plist: Any) -> int:
+    """R550+: one call for any of the three lists, ``nvmlProcessDetail_v1_t`` entries (5 fields, 32 bytes)."""
+    request = target(plist)
+    check_version(request, _DETAIL_LIST_V1)
+    t = lib.device(handle)
+    mode = int(request.mode)
+    if mode not in (0, 1, 2):
+        raise Fail(ERROR_INVALID_ARGUMENT)
+    mps_list = _MODES.get(mode)
+    found = [] if mps_list is None else _entries(lib, t, mps_list, filling=bool(request.procArray))
+    if not request.procArray:
+        request.numProcArrayEntries = len(found)
+        return SUCCESS if not found else ERROR_INSUFFICIENT_SIZE
+    if request.numProcArrayEntries < len(found):
+        request.numProcArrayEntries = len(found)
+        return ERROR_INSUFFICIENT_SIZE
+    base = ctypes.cast(request.procArray, ctypes.c_void_p).value or 0
+    for i, (pid, memory, gi, ci) in enumerate(found):
+        entry = _InfoV3CC.from_address(base + i * ctypes.sizeof(_InfoV3CC))
+        entry.pid, entry.usedGpuMemory, entry.gpuInstanceId, entry.computeInstanceId = pid, memory, gi, ci
+        entry.usedGpuCcProtectedMemory = 0
+    request.numProcArrayEntries = len(found)
     return SUCCESS
 
 

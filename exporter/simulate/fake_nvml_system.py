@@ -8,8 +8,10 @@ from exporter.simulate.fake_nvml_core import (
     ERROR_DRIVER_NOT_LOADED,
     ERROR_GPU_IS_LOST,
     ERROR_INVALID_ARGUMENT,
+    ERROR_LIB_RM_VERSION_MISMATCH,
     ERROR_LIBRARY_NOT_FOUND,
     ERROR_NOT_FOUND,
+    ERROR_NOT_SUPPORTED,
     ERROR_STRINGS,
     ERROR_UNINITIALIZED,
     SUCCESS,
@@ -18,9 +20,9 @@ from exporter.simulate.fake_nvml_core import (
     store_pointer,
     store_text,
     symbol,
+    target,
     value,
 )
-from exporter.simulate.fleet import CUDA_DRIVER_VERSION, NVML_VERSION
 from exporter.simulate.hardware import pci_bus_id
 
 if TYPE_CHECKING:
@@ -39,6 +41,8 @@ def _init_with_flags(lib: FakeNvml, flags: Any) -> int:
         return ERROR_LIBRARY_NOT_FOUND
     if lib.node.clock.now() < lib.loads_at:
         return ERROR_DRIVER_NOT_LOADED
+    if lib.kernel_mismatch():
+        return ERROR_LIB_RM_VERSION_MISMATCH
     lib.init_count += 1
     return SUCCESS
 
@@ -64,13 +68,13 @@ def _driver_version(lib: FakeNvml, buffer: Any, length: Any) -> int:
 
 @symbol("nvmlSystemGetNVMLVersion")
 def _nvml_version(lib: FakeNvml, buffer: Any, length: Any) -> int:
-    store_text(buffer, length, NVML_VERSION)
+    store_text(buffer, length, lib.node.driver.nvml_version)
     return SUCCESS
 
 
 @symbol("nvmlSystemGetCudaDriverVersion", "nvmlSystemGetCudaDriverVersion_v2")
 def _cuda_version(lib: FakeNvml, out: Any) -> int:
-    store(out, CUDA_DRIVER_VERSION)
+    store(out, lib.node.driver.cuda_version)
     return SUCCESS
 
 
@@ -145,3 +149,18 @@ def _handle_by_pci(lib: FakeNvml, bus_id: Any, out: Any) -> int:
         if wanted in (full, full[4:]):
             return _give_gpu(lib, gpu.index, out)
     raise Fail(ERROR_NOT_FOUND)
+
+
+@symbol("nvmlSystemGetConfComputeState")
+def _conf_compute_state(lib: FakeNvml, out: Any) -> int:
+    """R535+: confidential computing is off on every simulated node (environment, feature, dev-tools mode 0)."""
+    state = target(out)
+    state.environment, state.ccFeature, state.devToolsMode = 0, 0, 0
+    return SUCCESS
+
+
+@symbol("nvmlDeviceGetConfComputeMemSizeInfo")
+def _conf_compute_memory(lib: FakeNvml, handle: Any, out: Any) -> int:
+    """R535+: with confidential computing off there is no protected memory region to size."""
+    lib.device(handle)
+    raise Fail(ERROR_NOT_SUPPORTED)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from exporter.attribution.sources import PodMeta
 from exporter.simulate.archetypes import Archetype, Behaviour
 from exporter.simulate.clock import Clock, WallClock
+from exporter.simulate.drivers import DEFAULT_DRIVER, PROFILES, DriverProfile
 from exporter.simulate.faults import Faults
 from exporter.simulate.identity import Identity, Platform
 from exporter.simulate.topology import Device, Gpu
@@ -22,10 +23,6 @@ from slicewise.errors import BadInput
 
 if TYPE_CHECKING:
     from exporter.simulate.runtime import NodeRuntime
-
-DRIVER_VERSION = "550.127.08"
-CUDA_DRIVER_VERSION = 12040  # CUDA 12.4, what R550 reports through nvmlSystemGetCudaDriverVersion
-NVML_VERSION = "12.550.127.08"
 
 
 @dataclass(frozen=True)
@@ -62,7 +59,20 @@ class Node:
     tz_s: float
     clock: Clock
     faults: Faults
-    driver_version: str = DRIVER_VERSION
+    driver: DriverProfile = PROFILES[DEFAULT_DRIVER]  # see exporter.simulate.drivers
+    privileged: bool = True  # False: an unprivileged container, refused what NVML gives root only
+    kernel_module: str | None = None  # the loaded kernel driver's version when it differs from the library's
+
+    def __post_init__(self) -> None:
+        # A node whose GPUs the default release does not drive (Blackwell needs R570+) gets the oldest that does.
+        if not all(self.driver.drives(g.model.architecture) for g in self.gpus):
+            fits = [p for p in PROFILES.values() if all(p.drives(g.model.architecture) for g in self.gpus)]
+            if fits:
+                self.driver = fits[0]
+
+    @property
+    def driver_version(self) -> str:
+        return self.driver.version
 
     def devices(self) -> list[Device]:
         return [d for g in self.gpus for d in g.devices()]
@@ -147,7 +157,7 @@ class SimulatedProcSource:
 
 
 class SimulatedPodDirectory:
-    """``PodDirectory``: the pods of every process the node has run recently, by UID. Never blocks."""
+    """``PodDirectory``: the pods of the processes the node runs now, by UID. Never blocks."""
 
     def __init__(self, node: Node) -> None:
         self._runtime = node.runtime

@@ -93,7 +93,9 @@ class NodeRuntime:
         self._last: int | None = None
         self._restarts = np.zeros(len(node.members), dtype=np.int64)
         self._member_keys = np.array([stable_key(m.workload.key, m.replica) for m in node.members], dtype=np.uint64)
-        self._facts: dict[tuple[int, int, int], ident.ProcFacts] = {}
+        # By member: the facts of its current process, and which (run, restarts) they are for. One entry per member,
+        # replaced when it restarts, so pods and containers of exited processes are dropped, not kept forever.
+        self._facts: dict[int, tuple[tuple[int, int], ident.ProcFacts]] = {}
         self._pods: dict[str, PodMeta] = {}
         self._containers: dict[str, str] = {}
         if len(node.members) * PID_STRIDE + PID_BASE > 4_194_304:
@@ -290,29 +292,38 @@ class NodeRuntime:
     def _remember(self, proc: LiveProcess) -> ident.ProcFacts:
         """The facts of a process (made once per run and restart); registers its pod or container name."""
         run = proc.run
-        key = (proc.member, run, int(self._restarts[proc.member]))
-        found = self._facts.get(key)
-        if found is None:
-            if len(self._facts) > 20_000:
-                self._facts.clear()
-            m = self.node.members[proc.member]
-            pr = ident.ProcessRun(
-                m.workload.identity,
-                m.workload.key,
-                m.replica,
-                run,
-                self._run_start(proc.member, run),
-                self.node.name,
-                (self._devices[proc.device].uuid,),
-                restarts=key[2],
-            )
-            found = ident.facts(pr, self.node.platform)
-            if found.pod is not None:
-                self._pods[found.pod.uid] = found.pod
-            if m.workload.identity.kind is ident.IdentityKind.CONTAINER:
-                self._containers[found.container_id] = found.container_name
-            self._facts[key] = found
+        stamp = (run, int(self._restarts[proc.member]))
+        held = self._facts.get(proc.member)
+        if held is not None and held[0] == stamp:
+            return held[1]
+        m = self.node.members[proc.member]
+        pr = ident.ProcessRun(
+            m.workload.identity,
+            m.workload.key,
+            m.replica,
+            run,
+            self._run_start(proc.member, run),
+            self.node.name,
+            (self._devices[proc.device].uuid,),
+            restarts=stamp[1],
+        )
+        found = ident.facts(pr, self.node.platform)
+        self._facts[proc.member] = (stamp, found)
+        if held is not None:
+            self._forget(held[1])
+        if found.pod is not None:
+            self._pods[found.pod.uid] = found.pod
+        if m.workload.identity.kind is ident.IdentityKind.CONTAINER:
+            self._containers[found.container_id] = found.container_name
         return found
+
+    def _forget(self, old: ident.ProcFacts) -> None:
+        """Drop the pod and container of a replaced process, unless another member's process shares them."""
+        current = [facts for _, facts in self._facts.values()]
+        if old.pod is not None and not any(f.pod is not None and f.pod.uid == old.pod.uid for f in current):
+            self._pods.pop(old.pod.uid, None)
+        if old.container_id and not any(f.container_id == old.container_id for f in current):
+            self._containers.pop(old.container_id, None)
 
     def facts(self, pid: int) -> ident.ProcFacts:
         with self.lock:

@@ -1,34 +1,31 @@
 """The HTTP(S) server: ``/metrics`` (``--web.telemetry-path``) and a landing page, behind optional TLS and basic auth.
 
-wsgiref with one thread per request (scrapes are serialised in the collector anyway; threads only keep a slow or
-stuck client from holding up the next scrape) and prometheus_client's WSGI app for the exposition itself, so
-content negotiation (OpenMetrics, gzip) is the library's. The TLS handshake happens in the request's thread, not
-in ``accept``, so a client that connects and says nothing cannot block the listener.
+prometheus_client's WSGI app renders the exposition, so content negotiation (OpenMetrics, gzip) is the library's;
+``exporter.web.listener`` carries it over sockets so that a flood of bad clients cannot starve the scrapes (see
+there). ``HEAD`` gets the headers ``GET`` would, with no body; other methods get 405.
 """
 
 from __future__ import annotations
 
 import html
-import ipaddress
 import logging
 import socket
-import socketserver
-import ssl
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from prometheus_client import make_wsgi_app
 from prometheus_client.registry import CollectorRegistry
 
-from exporter.web.auth import BasicAuth
+from exporter.web.auth import BasicAuth, Verdict
 from exporter.web.config import WebConfig, ssl_context
+from exporter.web.listener import ExporterServer, Limits
+from exporter.web.stats import HttpError, HttpStats
 from slicewise.errors import BadInput
 
 log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
-REQUEST_TIMEOUT_S = 30
+App = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 def parse_listen_address(text: str) -> tuple[str, int]:
@@ -45,7 +42,8 @@ def make_app(
     telemetry_path: str,
     auth: BasicAuth | None,
     headers: Sequence[tuple[str, str]] = (),
-) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    stats: HttpStats | None = None,
+) -> App:
     metrics = make_wsgi_app(registry)
     extra = list(headers)
     path_html = html.escape(telemetry_path, quote=True)
@@ -54,16 +52,22 @@ def make_app(
         f'<p>GPU, MIG and process metrics: <a href="{path_html}">{path_html}</a></p></body></html>\n'
     ).encode()
 
-    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        def respond(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            return start_response(status, response_headers + extra, exc_info)
-
-        if auth is not None and not auth.check(environ.get("HTTP_AUTHORIZATION")):
-            respond(
-                "401 Unauthorized",
-                [("WWW-Authenticate", 'Basic realm="slicewise-exporter"'), ("Content-Type", "text/plain")],
-            )
-            return [b"Unauthorized\n"]
+    def route(environ: dict[str, Any], respond: StartResponse) -> Iterable[bytes]:
+        if auth is not None:
+            verdict = auth.verdict(environ.get("HTTP_AUTHORIZATION"))
+            if verdict is Verdict.BUSY:
+                if stats is not None:
+                    stats.count(HttpError.AUTH_BUSY)
+                respond("503 Service Unavailable", [("Retry-After", "1"), ("Content-Type", "text/plain")])
+                return [b"Too many password checks at once, retry\n"]
+            if verdict is not Verdict.OK:
+                if stats is not None:
+                    stats.count(HttpError.UNAUTHORIZED)
+                respond(
+                    "401 Unauthorized",
+                    [("WWW-Authenticate", 'Basic realm="slicewise-exporter"'), ("Content-Type", "text/plain")],
+                )
+                return [b"Unauthorized\n"]
         path = environ.get("PATH_INFO") or "/"
         if path == telemetry_path:
             return metrics(environ, respond)
@@ -73,80 +77,56 @@ def make_app(
         respond("404 Not Found", [("Content-Type", "text/plain")])
         return [b"Not Found\n"]
 
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        def respond(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            return start_response(status, response_headers + extra, exc_info)
+
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method == "GET":
+            return route(environ, respond)
+        if method != "HEAD":
+            respond("405 Method Not Allowed", [("Allow", "GET, HEAD"), ("Content-Type", "text/plain")])
+            return [b"Method Not Allowed\n"]
+        # HEAD: what GET would answer, headers only (Content-Length included, as for GET).
+        answer: list[Any] = []
+
+        def keep(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            answer[:] = [status, response_headers, exc_info]
+            return lambda data: None
+
+        body = b"".join(route({**environ, "REQUEST_METHOD": "GET"}, keep))
+        status, response_headers, exc_info = answer
+        response_headers = [(k, v) for k, v in response_headers if k.lower() != "content-length"]
+        respond(status, [*response_headers, ("Content-Length", str(len(body)))], exc_info)
+        return []
+
     return app
 
 
-def _peer_names(cert: dict[str, Any]) -> set[str]:
-    names = set()
-    for kind, value in cert.get("subjectAltName", ()):
-        if kind == "IP Address":
-            names.add(str(ipaddress.ip_address(value.strip())))
-        else:
-            names.add(value)
-    return names
+def _listen(host: str, port: int, backlog: int) -> socket.socket:
+    if host == "":
+        if socket.has_dualstack_ipv6():
+            return socket.create_server(("::", port), family=socket.AF_INET6, backlog=backlog, dualstack_ipv6=True)
+        return socket.create_server(("0.0.0.0", port), backlog=backlog)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=backlog)
 
 
-class _Handler(WSGIRequestHandler):
-    timeout = REQUEST_TIMEOUT_S
-    allowed_sans: frozenset[str] = frozenset()
-
-    def setup(self) -> None:
-        super().setup()
-        if isinstance(self.connection, ssl.SSLSocket):
-            self.connection.do_handshake()
-            if self.allowed_sans:
-                cert = self.connection.getpeercert() or {}
-                if not _peer_names(cert) & self.allowed_sans:
-                    raise PermissionError("client certificate names none of client_allowed_sans")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
-
-
-class ExporterServer(socketserver.ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind looks the host name up with getfqdn, which can stall on DNS; nothing here needs it.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = str(host), int(port)
-        self.setup_environ()
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # TLS failures, resets and refused client certificates are the client's business: keep them out of stderr.
-        log.debug("request from %s failed", client_address, exc_info=True)
-
-
-def _server_class(host: str) -> type[ExporterServer]:
-    family = socket.AF_INET6 if ":" in host or host == "" else socket.AF_INET
-    return type("Server", (ExporterServer,), {"address_family": family})
-
-
-def build_server(listen_address: str, app: Any, config: WebConfig) -> ExporterServer:
-    """Bind (not yet serve) the server; ``:port`` listens on every IPv6 and IPv4 address where the host allows."""
+def build_server(
+    listen_address: str,
+    app: Any,
+    config: WebConfig,
+    stats: HttpStats | None = None,
+    limits: Limits | None = None,
+) -> ExporterServer:
+    """Bind and listen (not yet serve); ``:port`` listens on every IPv6 and IPv4 address where the host allows."""
     host, port = parse_listen_address(listen_address)
+    limits = limits or Limits()
     context = ssl_context(config)
-    handler = type(
-        "Handler",
-        (_Handler,),
-        {"allowed_sans": frozenset(config.tls_server_config.client_allowed_sans if config.tls_server_config else ())},
-    )
+    tls = config.tls_server_config
     try:
-        if host == "":
-            try:
-                server = _server_class("")(("::", port), handler, bind_and_activate=False)
-                server.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            except OSError:  # no IPv6 on this host
-                server = _server_class("0.0.0.0")(("0.0.0.0", port), handler, bind_and_activate=False)
-        else:
-            server = _server_class(host)((host, port), handler, bind_and_activate=False)
-        server.server_bind()
-        server.server_activate()
+        listening = _listen(host, port, limits.backlog)
     except OSError as exc:
         raise BadInput(f"--web.listen-address {listen_address}: cannot listen there: {exc.strerror or exc}") from exc
-    server.set_app(app)
-    if context is not None:
-        server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
-    return server
+    allowed = frozenset(tls.client_allowed_sans if tls else ())
+    return ExporterServer(listening, app, context, allowed, limits, stats)

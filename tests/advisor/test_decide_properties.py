@@ -132,6 +132,7 @@ def test_plans_place_everything_on_valid_geometries(data) -> None:
     for entries in parsed.mig_configs.values():
         for e in entries:
             if e.mig_enabled and e.mig_devices:
-                catalogue.place(by_pci[e.device_filter], [p for p, n in e.mig_devices.items() for _ in range(n)])
+                first = e.device_filter if isinstance(e.device_filter, str) else e.device_filter[0]
+                catalogue.place(by_pci[first], [p for p, n in e.mig_devices.items() for _ in range(n)])
     requests = ResourceRequests.model_validate(yaml.safe_load(configs.resource_requests))
     assert {r.workload for r in requests.workloads} == {w.workload for w in result.workloads} - unplaced

@@ -24,6 +24,10 @@ LAYOUT = {
     "configs/mig-parted.yaml",
     "configs/device-plugin.yaml",
     "configs/resource-requests.yaml",
+    "configs/mig-parted-configmap.yaml",
+    "configs/gpu-operator-values.yaml",
+    "configs/rollout.md",
+    "configs/rollout.json",
     "configs/nos.yaml",
     "advisor.prom",
 }

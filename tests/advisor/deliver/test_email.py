@@ -208,6 +208,8 @@ def test_a_send_cut_off_mid_way_is_sent_again_as_the_same_message(
         server.stop()
     assert result.complete
     [got] = server.received
-    from advisor.deliver.email import message_id
+    from advisor.deliver.email import message_id, report_digest
 
-    assert got.message["Message-ID"] == message_id(package.period, "slicewise <gpu-reports@example.com>")
+    sender = "slicewise <gpu-reports@example.com>"
+    expected = message_id(package.period, sender, ledger.deployment_id(), report_digest(package))
+    assert got.message["Message-ID"] == expected

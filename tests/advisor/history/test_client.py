@@ -48,7 +48,14 @@ def server() -> Iterator[Callable[..., tuple[str, Script]]]:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 form = parse_qs(self.rfile.read(length).decode())
-                script.requests.append({"path": self.path, "form": form, "auth": self.headers.get("Authorization")})
+                script.requests.append(
+                    {
+                        "path": self.path,
+                        "form": form,
+                        "auth": self.headers.get("Authorization"),
+                        "tenant": self.headers.get("X-Scope-OrgID"),
+                    }
+                )
                 status, body = script.next()
                 raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
                 self.send_response(status)
@@ -142,9 +149,30 @@ def test_unreachable_and_timeouts(server):
         return 200, VECTOR
 
     url, script = server(slow)
-    with pytest.raises(JobFailed, match="unreachable: timed out"):
-        PrometheusClient(url, timeout=0.2, retries=1, backoff=0.01).query("up", AT)
-    assert len(script.requests) == 2
+    with pytest.raises(JobFailed, match=r"is slow: no answer within the 0.2 s timeout, for the query 'up'") as err:
+        PrometheusClient(url, timeout=0.2, retries=3, backoff=0.01).query("up", AT)
+    assert "Raise --prometheus.timeout" in str(err.value) and "unreachable" not in str(err.value)
+    assert len(script.requests) == 1  # not rerun: the server may still be computing it
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        (504, "<html>Gateway Timeout</html>"),
+        (503, {"status": "error", "errorType": "timeout", "error": "query timed out in expression evaluation"}),
+    ],
+)
+def test_a_query_the_server_gave_up_on_is_slow_and_not_retried(server, answer):
+    url, script = server(answer)
+    with pytest.raises(JobFailed, match="is slow: the server gave up"):
+        PrometheusClient(url, retries=3, backoff=0.01).query("sum(rate(x[5m]))", AT)
+    assert len(script.requests) == 1
+
+
+def test_tenant_header(server):
+    url, script = server((200, VECTOR))
+    PrometheusClient(url, tenant="team-gpu").query("up", AT)
+    assert script.requests[0]["tenant"] == "team-gpu"
 
 
 def test_the_source_fails_as_a_whole_on_the_first_error(server):

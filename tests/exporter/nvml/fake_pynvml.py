@@ -54,6 +54,10 @@ class FakeGpu:
     migs: list[FakeMig] = field(default_factory=list)
     gpm: bool = True
     gpm_values: dict[int, tuple[float, float, float]] = field(default_factory=dict)  # gi -> (sm, occ, dram) %
+    gpm_mig_handles: bool = False  # nvmlGpmSampleGet accepts MIG device handles (R550+ in the simulator)
+    gpm_device_values: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # MIG uuid -> %
+    parent_memory_denied: bool = False  # MIG mode, unprivileged: NO_PERMISSION for the GPU's own memory
+    empty_slot_error: int = pynvml.NVML_ERROR_NOT_FOUND  # what an unused MIG slot answers
     fail: dict[str, int] = field(default_factory=dict)  # function name -> NVML error code it raises
 
 
@@ -64,6 +68,7 @@ class FakeNvml:
         self.calls: list[str] = []
         self.fail: dict[str, int] = {}  # system-wide failures
         self.samples_alive = 0
+        self.absent: set[str] = set()  # C symbols the library does not export (driver generation)
 
     # helpers
     def _gpu(self, handle: Any) -> FakeGpu:
@@ -113,6 +118,8 @@ class FakeNvml:
 
         def memory(h: Any, version: Any = None) -> Any:
             self._check("nvmlDeviceGetMemoryInfo", h)
+            if isinstance(h, FakeGpu) and h.mig and h.parent_memory_denied:
+                raise ERR(pynvml.NVML_ERROR_NO_PERMISSION)
             total, used = h.memory if isinstance(h, FakeGpu) else h[1].memory
             return SimpleNamespace(total=total, used=used, free=total - used)
 
@@ -145,9 +152,16 @@ class FakeNvml:
 
             return get
 
-        m(p, "nvmlDeviceGetComputeRunningProcesses", lists("Compute"))
-        m(p, "nvmlDeviceGetGraphicsRunningProcesses", lists("Graphics"))
-        m(p, "nvmlDeviceGetMPSComputeRunningProcesses", lists("MPSCompute"))
+        for kind in ("Compute", "Graphics", "MPSCompute"):
+            for suffix in ("_v3", "_v2"):  # what the reader calls for drivers with the v2 struct
+                m(p, f"nvmlDeviceGet{kind}RunningProcesses{suffix}", lists(kind))
+
+        def function_pointer(name: str) -> Any:
+            if name in self.absent:
+                raise ERR(pynvml.NVML_ERROR_FUNCTION_NOT_FOUND)
+            return lambda *args: pynvml.NVML_ERROR_NOT_SUPPORTED  # probed for its presence only
+
+        m(p, "_nvmlGetFunctionPointer", function_pointer)
 
         def name_of(pid: int) -> str:
             self._check("nvmlSystemGetProcessName")
@@ -170,7 +184,7 @@ class FakeNvml:
         def mig_handle(h: Any, slot: int) -> Any:
             self._check("nvmlDeviceGetMigDeviceHandleByIndex", h)
             if slot >= len(h.migs):
-                raise ERR(pynvml.NVML_ERROR_NOT_FOUND)
+                raise ERR(h.empty_slot_error)
             return (h, h.migs[slot])
 
         m(p, "nvmlDeviceGetMigDeviceHandleByIndex", mig_handle)
@@ -227,6 +241,14 @@ class FakeNvml:
             sample.values = h.gpm_values.get(gi, (0.0, 0.0, 0.0))
             return sample
 
+        def device_sample(h: Any, sample: Any) -> Any:
+            self._check("nvmlGpmSampleGet", h)
+            if isinstance(h, FakeGpu) or not h[0].gpm_mig_handles:
+                raise ERR(pynvml.NVML_ERROR_NOT_SUPPORTED)
+            sample.values = h[0].gpm_device_values.get(h[1].uuid, (0.0, 0.0, 0.0))
+            return sample
+
+        m(p, "nvmlGpmSampleGet", device_sample)
         m(p, "nvmlGpmSampleAlloc", alloc)
         m(p, "nvmlGpmSampleFree", free)
         m(p, "nvmlGpmMigSampleGet", mig_sample)

@@ -4,12 +4,14 @@ SM activity averaged since the last read, and failures that lose one value, one 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pynvml
 import pytest
 
 from exporter.nvml.reader import NvmlReader
 from exporter.nvml.session import NvmlSession
-from exporter.snapshot import ComputeMode, NvmlError, Process
+from exporter.snapshot import ComputeMode, MemorySource, NvmlError, Process
 from tests.exporter.nvml.fake_pynvml import FakeGpu, FakeMig, FakeNvml, FakeProcessInfo
 
 GIB = 2**30
@@ -61,7 +63,10 @@ def test_whole_gpu_with_mps_clients(monkeypatch: pytest.MonkeyPatch) -> None:
         samples=[(101, 10, 40), (101, 20, 60), (102, 15, 10)],
     )
     nvml = FakeNvml([gpu], names={100: "/usr/bin/nvidia-cuda-mps-server", 101: "python", 102: "python"})
-    snap = reader(monkeypatch, nvml).read()
+    r = reader(monkeypatch, nvml)
+    assert {p.sm_active_ratio for p in r.read().gpus[0].processes} == {None}  # first read: where to start only
+    gpu.samples = [(101, 30, 40), (101, 40, 60), (102, 35, 10)]
+    snap = r.read()
     (g,) = snap.gpus
     assert g.model == "NVIDIA A100-SXM4-80GB" and g.sm_count == 108  # 6912 cores / 64 per SM (GA100)
     assert g.compute_mode is ComputeMode.EXCLUSIVE_PROCESS and g.mig_enabled is False
@@ -78,9 +83,11 @@ def test_per_process_activity_covers_only_the_time_since_the_last_read(monkeypat
     gpu = FakeGpu(uuid="GPU-x", compute=[FakeProcessInfo(7, GIB), FakeProcessInfo(8, GIB)], samples=[(7, 100, 90)])
     r = reader(monkeypatch, FakeNvml([gpu]))
     first = {p.pid: p.sm_active_ratio for p in r.read().gpus[0].processes}
-    assert first == {7: 0.9, 8: 0.0}  # 8 had no sample: it ran no kernels
+    assert first == {7: None, 8: None}  # the whole buffer (since = 0) is an unknown past: not published
+    gpu.samples.append((7, 150, 90))
+    assert {p.pid: p.sm_active_ratio for p in r.read().gpus[0].processes} == {7: 0.9, 8: 0.0}  # 8: no kernels
     second = {p.pid: p.sm_active_ratio for p in r.read().gpus[0].processes}
-    assert second == {7: 0.0, 8: 0.0}  # nothing new since timestamp 100 (NVML answers NOT_FOUND)
+    assert second == {7: 0.0, 8: 0.0}  # nothing new since timestamp 150 (NVML answers NOT_FOUND)
     gpu.samples.append((8, 200, 30))
     assert {p.pid: p.sm_active_ratio for p in r.read().gpus[0].processes} == {7: 0.0, 8: 0.3}
 
@@ -211,3 +218,96 @@ def test_unknown_pid_names_are_asked_again_and_known_ones_cached(monkeypatch: py
     r.read()
     r.read()
     assert nvml.calls.count("nvmlSystemGetProcessName") == 3  # pid 5 once; pid 6 (not visible) each time
+
+
+def test_mig_parent_memory_denied_is_the_sum_of_gpu_instances_said_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    gpu = mig_gpu()
+    gpu.parent_memory_denied = True
+    nvml = FakeNvml([gpu])
+    r = reader(monkeypatch, nvml)
+    snaps = [r.read() for _ in range(3)]
+    g = snaps[-1].gpus[0]
+    assert g.memory_source is MemorySource.GPU_INSTANCES
+    assert (g.memory_total_bytes, g.memory_used_bytes) == (50 * GIB, 13 * GIB)  # GI 1 (once, two CIs) + GI 5
+    assert all(s.errors == () for s in snaps)
+    assert nvml.calls.count("nvmlDeviceGetMemoryInfo") == 1 + 3 * 3  # the parent once, then MIG devices only
+    assert sum("sum of its GPU instances" in m for m in caplog.messages) == 1
+
+
+def test_empty_mig_slot_answering_invalid_argument_is_not_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    gpu = mig_gpu()
+    gpu.empty_slot_error = pynvml.NVML_ERROR_INVALID_ARGUMENT
+    snap = reader(monkeypatch, FakeNvml([gpu])).read()
+    assert snap.errors == () and len(snap.gpus[0].mig_devices) == 3
+
+
+def test_nan_from_gpm_is_absent(monkeypatch: pytest.MonkeyPatch) -> None:
+    gpu = mig_gpu()
+    gpu.gpm_values[5] = (float("nan"), 40.0, float("nan"))
+    r = reader(monkeypatch, FakeNvml([gpu]))
+    r.read()
+    c = r.read().gpus[0].mig_devices[2]
+    assert (c.sm_active_ratio, c.sm_occupancy_ratio, c.dram_active_ratio) == (None, 0.4, None)
+
+
+def test_gpu_instance_recreated_under_the_same_id_is_not_diffed_against_the_old(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gpu = mig_gpu()
+    nvml = FakeNvml([gpu])
+    r = reader(monkeypatch, nvml)
+    r.read()
+    assert r.read().gpus[0].mig_devices[2].sm_active_ratio == 0.75
+    gpu.migs[2].uuid = "MIG-c2"  # destroyed and created again: GI 5 once more, a new MIG device UUID
+    again = r.read()
+    assert again.gpus[0].mig_devices[2].sm_active_ratio is None and again.errors == ()
+    assert r.read().gpus[0].mig_devices[2].sm_active_ratio == 0.75
+    assert nvml.samples_alive == 1
+
+
+def test_split_gpu_instance_measured_per_mig_device_where_the_driver_accepts_handles(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gpu = mig_gpu()
+    gpu.gpm_mig_handles = True
+    gpu.gpm_device_values = {"MIG-a": (30.0, 10.0, 5.0), "MIG-b": (60.0, 20.0, 5.0)}
+    r = reader(monkeypatch, FakeNvml([gpu]))
+    r.read()
+    a, b, c = r.read().gpus[0].mig_devices
+    assert (a.sm_active_ratio, b.sm_active_ratio, c.sm_active_ratio) == (0.3, 0.6, 0.75)
+
+
+@pytest.mark.parametrize("detected", [False, True])
+def test_driver_without_v3_process_lists_falls_back_to_v2(monkeypatch: pytest.MonkeyPatch, detected: bool) -> None:
+    """Whether the missing _v3 is seen when probing the library or only when called, _v2 is read, nothing counted."""
+    gpu = FakeGpu(uuid="GPU-x", compute=[FakeProcessInfo(7, GIB), FakeProcessInfo(8, 2 * GIB)])
+    nvml = FakeNvml([gpu])
+    if detected:
+        nvml.absent = {f"nvmlDeviceGet{k}RunningProcesses_v3" for k in ("Compute", "Graphics", "MPSCompute")}
+    r = reader(monkeypatch, nvml)
+    for kind in ("Compute", "Graphics", "MPSCompute"):  # as pynvml on such a driver: the _v3 wrapper cannot work
+        monkeypatch.setattr(pynvml, f"nvmlDeviceGet{kind}RunningProcesses_v3", _function_not_found)
+    snap = r.read()
+    assert [(p.pid, p.memory_used_bytes) for p in snap.gpus[0].processes] == [(7, GIB), (8, 2 * GIB)]
+    assert snap.errors == ()
+
+
+def _function_not_found(handle: object) -> None:
+    raise pynvml.NVMLError(pynvml.NVML_ERROR_FUNCTION_NOT_FOUND)
+
+
+def test_process_list_version_detection() -> None:
+    from exporter.nvml.processes import V1, V2, V3, V3_CC, detect
+
+    def exports(*names: str) -> Callable[[str], bool]:
+        return lambda symbol: symbol in names
+
+    v3, v2 = "nvmlDeviceGetComputeRunningProcesses_v3", "nvmlDeviceGetComputeRunningProcesses_v2"
+    cc, detail = "nvmlDeviceGetConfComputeMemSizeInfo", "nvmlDeviceGetRunningProcessDetailList"
+    assert detect(exports(v3, v2)) == [V3, V2, V1]  # R510-R530
+    assert detect(exports(v3, v2, cc)) == [V3_CC, V2, V1]  # 535.43.02-535.86
+    assert detect(exports(v2, cc)) == [V2, V1]  # 535.98
+    assert detect(exports(v3, v2, cc, detail)) == [V3, V2, V1]  # R550+
+    assert detect(exports()) == [V1]  # before R450

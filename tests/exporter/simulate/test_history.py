@@ -48,7 +48,7 @@ def test_parquet_history_has_the_schema(tmp_path: Path) -> None:
     assert len(frame) == summary.rows > 0
     assert frame["timestamp"].min() == pd.Timestamp(summary.start, unit="s", tz="UTC")
     assert frame["timestamp"].max() == pd.Timestamp(summary.end - 60, unit="s", tz="UTC")
-    assert frame["workload"].nunique() <= summary.workloads == 120
+    assert frame["workload"].nunique() <= summary.workloads == 132
     assert (frame["memory_used_bytes"] > 0).all() and (frame["memory_used_bytes"] % 2**20 == 0).all()
     measured = frame["sm_active_gpu_fraction"].dropna()
     assert measured.between(0, 1).all() and measured.max() > 0.5
@@ -166,5 +166,5 @@ def test_scaling_to_more_gpus(tmp_path: Path) -> None:
     summary = write_history(tmp_path / "big.parquet", days=0.5, gpus=64)
     frame = read_history(tmp_path / "big.parquet")
     assert summary.gpus == 64
-    assert frame.gpu_uuid.nunique() <= 64 and frame.node.nunique() == 9
+    assert frame.gpu_uuid.nunique() <= 64 and frame.node.nunique() == 10
     assert np.isclose(frame.groupby("timestamp").size().mean(), summary.rows / 720)

@@ -27,7 +27,14 @@ def test_bench_8xh100_is_448_processes_on_56_mig_devices_always() -> None:
 
 def test_mixed_has_every_model_sharing_mode_and_archetype() -> None:
     fleet = build_scenario("mixed", clock=ManualClock())
-    assert {g.model.key for g in fleet.gpus} == {"H100-80GB", "A100-80GB", "A100-40GB", "A30-24GB", "H200-141GB"}
+    assert {g.model.key for g in fleet.gpus} == {
+        "H100-80GB",
+        "A100-80GB",
+        "A100-40GB",
+        "A30-24GB",
+        "H200-141GB",
+        "B200-180GB",
+    }
     devices = [d for g in fleet.gpus for d in g.devices()]
     assert any(d.is_mig and d.mps for d in devices)  # MPS inside a MIG instance
     assert any(not d.is_mig and d.mps for d in devices)

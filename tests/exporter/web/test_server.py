@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import socket
 import ssl
 import threading
@@ -162,3 +163,43 @@ def test_listen_address_parsing_and_errors() -> None:
             )
     finally:
         taken.close()
+
+
+def raw_request(url: str, request: bytes) -> tuple[bytes, bytes]:
+    """Send ``request`` on a fresh connection; the answer's head and whatever came after it."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head, body
+
+
+def test_head_gets_the_headers_of_get_and_no_body() -> None:
+    config = WebConfig(basic_auth_users={"prometheus": HASH})
+    with running(config) as url:
+        get = httpx.get(f"{url}/metrics", auth=("prometheus", PASSWORD))
+        head = httpx.head(f"{url}/metrics", auth=("prometheus", PASSWORD))
+        assert head.status_code == 200
+        assert head.headers["content-type"] == get.headers["content-type"]
+        assert head.headers["content-length"] == get.headers["content-length"]  # of the (gzip) body GET sends
+        assert head.headers.get("content-encoding") == get.headers.get("content-encoding")
+        assert httpx.head(f"{url}/metrics").status_code == 401  # HEAD is no way around the password
+        auth = "Basic " + base64.b64encode(f"prometheus:{PASSWORD}".encode()).decode()
+        status, body = raw_request(url, f"HEAD /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n".encode())
+        assert status.startswith(b"HTTP/1.0 200") and body == b""  # on the wire: not one byte of body
+        status, body = raw_request(url, f"HEAD / HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n".encode())
+        assert status.startswith(b"HTTP/1.0 200") and body == b""
+
+
+def test_other_methods_and_malformed_requests_are_refused() -> None:
+    with running(WebConfig()) as url:
+        post = httpx.post(f"{url}/metrics", content=b"x")
+        assert post.status_code == 405 and post.headers["allow"] == "GET, HEAD"
+        # http.server's answers; too garbled a request line gets them HTTP/0.9 style, without a status line
+        assert b"505" in b"".join(raw_request(url, b"GET /metrics HTTP/2.0\r\n\r\n"))
+        assert b"400" in b"".join(raw_request(url, b"NONSENSE\r\n\r\n"))
+        status, _ = raw_request(url, b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n")
+        assert status == b""  # headers past the limit: closed without an answer
