@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import comb
 
 import numpy as np
@@ -35,13 +35,14 @@ class CoBusy:
 
     busy_steps: dict[WorkloadKey, np.ndarray]  # sorted, unique step indices
     step_s: int
+    _pools: dict[tuple[WorkloadKey, ...], _PoolBusy] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_history(cls, rows: pd.DataFrame) -> CoBusy:
         from advisor.plan.presence import _codes
 
         seconds = rows["timestamp"].to_numpy("datetime64[s]").astype(np.int64)
-        distinct = np.unique(seconds)
+        distinct = np.unique(seconds[:: max(1, len(seconds) // 100_000)]) if len(seconds) else seconds
         step = max(1, int(np.median(np.diff(distinct)))) if len(distinct) > 1 else 60
         measured = rows["sm_active_gpu_fraction"].to_numpy(dtype="float64")
         busy = ~np.isnan(measured) & (measured > IDLE_GPU_FRACTION)
@@ -49,32 +50,52 @@ class CoBusy:
             return cls({}, step)
         workload, names = _codes(rows["workload"])
         model, models = _codes(rows["gpu_model"])
-        key = workload * len(models) + model
-        steps = (seconds - seconds.min() + step // 2) // step
-        pairs = np.unique(key[busy] * (int(steps.max()) + 1) + steps[busy])
-        key_of, step_of = pairs // (int(steps.max()) + 1), pairs % (int(steps.max()) + 1)
-        edges = np.flatnonzero(np.r_[True, key_of[1:] != key_of[:-1], True])
+        key = (workload * len(models) + model)[busy]
+        steps = ((seconds - seconds.min() + step // 2) // step)[busy]
+        order = np.lexsort((steps, key))  # by key, then step
+        key, steps = key[order], steps[order]
+        keep = np.r_[True, (key[1:] != key[:-1]) | (steps[1:] != steps[:-1])]  # one entry per (key, step)
+        key, steps = key[keep], steps[keep]
+        edges = np.flatnonzero(np.r_[True, key[1:] != key[:-1], True])
         out: dict[WorkloadKey, np.ndarray] = {}
         for a, b in itertools.pairwise(edges.tolist()):
-            k = int(key_of[a])
-            out[WorkloadKey(names[k // len(models)], models[k % len(models)])] = step_of[a:b]
+            k = int(key[a])
+            out[WorkloadKey(names[k // len(models)], models[k % len(models)])] = steps[a:b]
         return cls(out, step)
 
     def contention(self, pool: Sequence[WorkloadKey], replicas: int) -> float | None:
         """The worst tenant's chance, over its busy steps, that one of its ``replicas - 1`` co-tenants drawn from
         ``pool`` is busy at the same step. None where no member of the pool was ever busy in the history."""
-        members = [k for k in pool if k in self.busy_steps and len(self.busy_steps[k])]
-        n = len(pool)
-        if not members or replicas < 2 or n < 2:
-            return None if not members else 0.0
+        return self._pool(tuple(sorted(set(pool)))).contention(replicas)
+
+    def _pool(self, pool: tuple[WorkloadKey, ...]) -> _PoolBusy:
+        """Per member, how many others of the pool were busy at each of its busy steps (computed once per pool)."""
+        cached = self._pools.get(pool)
+        if cached is None:
+            members = [k for k in pool if k in self.busy_steps and len(self.busy_steps[k])]
+            others: list[np.ndarray] = []
+            if members:
+                all_steps = np.concatenate([self.busy_steps[k] for k in members])
+                uniq, counts = np.unique(all_steps, return_counts=True)
+                others = [counts[np.searchsorted(uniq, self.busy_steps[k])] - 1 for k in members]
+            cached = _PoolBusy(len(pool), others)
+            self._pools[pool] = cached
+        return cached
+
+
+@dataclass(frozen=True)
+class _PoolBusy:
+    size: int  # members of the pool, busy or not
+    others: list[np.ndarray]  # per busy member: others busy at each of its busy steps
+
+    def contention(self, replicas: int) -> float | None:
+        n = self.size
+        if not self.others:
+            return None
+        if replicas < 2 or n < 2:
+            return 0.0
         draws = min(replicas - 1, n - 1)
-        all_steps = np.concatenate([self.busy_steps[k] for k in members])
-        uniq, counts = np.unique(all_steps, return_counts=True)
         total = comb(n - 1, draws)
         # chance that none of the draws is busy, for k other busy members
         none_busy = np.array([comb(n - 1 - k, draws) / total for k in range(n)], dtype=np.float64)
-        worst = 0.0
-        for k in members:
-            others = counts[np.searchsorted(uniq, self.busy_steps[k])] - 1
-            worst = max(worst, float(np.mean(1.0 - none_busy[others])))
-        return worst
+        return max(float(np.mean(1.0 - none_busy[k])) for k in self.others)
