@@ -103,8 +103,8 @@ BEARER_ENV = "SLICEWISE_PROMETHEUS_BEARER_TOKEN"
     "--prometheus.recording-rules",
     "prom_recorded",
     is_flag=True,
-    help="Read the series of deploy/prometheus/slicewise.rules.yml (recommended: several times faster); fails"
-    " with a clear message when Prometheus does not have them.",
+    help="Read the per-workload series of deploy/prometheus/slicewise.rules.yml instead of the per-process ones;"
+    " fails with a clear message when Prometheus does not have them.",
 )
 @click.option(
     "--prometheus.max-samples",

@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -220,6 +221,7 @@ def run_size(gpus: int, days: float, workdir: Path) -> dict[str, Any]:
             run = measure([*args, "--prometheus.timeout", "30m", *extra])
             run["prometheus_peak_rss_mb"] = _hwm_mb(pid)
             run["prometheus_rss_at_start_mb"] = idle
+            run |= features_agree(here, url, recorded=name == "rules")
         decisions, want = run.pop("decisions", {}), out["file"]["decisions"]
         run["agree"] = sum(decisions.get(k) == v for k, v in want.items())
         run["of"] = len(want)
@@ -228,22 +230,55 @@ def run_size(gpus: int, days: float, workdir: Path) -> dict[str, Any]:
     return out
 
 
+def features_agree(here: Path, url: str, recorded: bool) -> dict[str, Any]:
+    """Workloads whose features from Prometheus equal the file's: counts, labels and replicas exactly; the worst
+    difference in memory (bytes) and compute (GPU fraction) figures over all workloads."""
+    from advisor.features import compute_features, trailing_window
+    from advisor.history import read_history
+    from advisor.history.prometheus import PrometheusSource
+    from advisor.model import QUANTILE_LEVELS
+
+    history = read_history(here / "history.parquet")
+    window = trailing_window(history, timedelta(days=float(here.name.split("-")[1].rstrip("d"))))
+    want = {f.key: f for f in compute_features(history, window)}
+    del history
+    with PrometheusSource(url, recorded=recorded, timeout=1800) as source:
+        got = {f.key: f for f in source.features(window)}
+    same, memory, compute = 0, 0.0, 0.0
+    exact = ("samples", "coverage", "devices", "sharing", "process_count", "mig_profile", "namespace")
+    for key, a in want.items():
+        b = got.get(key)
+        if b is None or any(getattr(a, n) != getattr(b, n) for n in exact) or a.compute_known != b.compute_known:
+            continue
+        same += 1
+        pairs = [(a.memory_quantiles[q], b.memory_quantiles[q]) for q in QUANTILE_LEVELS]
+        pairs += [
+            (getattr(a, n), getattr(b, n)) for n in ("memory_peak_bytes", "memory_p99_bytes", "memory_mean_bytes")
+        ]
+        memory = max([memory, *(abs(x - y) for x, y in pairs)])
+        if a.compute_known:
+            names = ("compute_peak_gpu_fraction", "compute_p95_gpu_fraction", "compute_mean_gpu_fraction", "burstiness")
+            compute = max([compute, *(abs(getattr(a, n) - getattr(b, n)) for n in names)])
+    return {"features_same": same, "features_of": len(want), "worst_memory_bytes": memory, "worst_compute": compute}
+
+
 def table(results: list[dict[str, Any]]) -> str:
     lines = [
         "| GPUs (history samples) | path | advise wall (reading) | advise RSS | Prometheus peak RSS | queries"
-        " | most samples in one query | samples read (x history) | decisions = file's |",
-        "|---|---|---|---|---|---|---|---|---|",
+        " | most samples in one query | samples read (x history) | features = file's | decisions = file's |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         size = f"{r['gpus']} ({r['rows'] / 1e6:.1f} M)"
         f = r["file"]
-        lines.append(f"| {size} | `--history` | {f['wall_s']:.1f} s | {f['rss_mb']:.0f} MB | | | | | |")
+        lines.append(f"| {size} | `--history` | {f['wall_s']:.1f} s | {f['rss_mb']:.0f} MB | | | | | | |")
         for name, label in (("raw", "`--prometheus`"), ("rules", "`--prometheus --prometheus.recording-rules`")):
             m = r[name]
             lines.append(
                 f"| {size} | {label} | {m['wall_s']:.1f} s ({m['read_s']:.1f} s) | {m['rss_mb']:.0f} MB"
                 f" | {m['prometheus_peak_rss_mb']:.0f} MB | {m['queries']} | {m['peak_samples'] / 1e6:.2f} M"
-                f" | {m['samples_read'] / 1e6:.1f} M ({m['samples_read'] / r['rows']:.2f}x) | {m['agree']}/{m['of']} |"
+                f" | {m['samples_read'] / 1e6:.1f} M ({m['samples_read'] / r['rows']:.2f}x)"
+                f" | {m['features_same']}/{m['features_of']} | {m['agree']}/{m['of']} |"
             )
     return "\n".join(lines)
 

@@ -76,26 +76,38 @@ class CoBusy:
             others: list[np.ndarray] = []
             if members:
                 all_steps = np.concatenate([self.busy_steps[k] for k in members])
-                uniq, counts = np.unique(all_steps, return_counts=True)
-                others = [counts[np.searchsorted(uniq, self.busy_steps[k])] - 1 for k in members]
-            cached = _PoolBusy(len(pool), others)
+                counts = np.bincount(all_steps)  # steps are small non-negative integers
+                others = [counts[self.busy_steps[k]] - 1 for k in members]
+            cached = _PoolBusy.of(len(pool), others)
             self._pools[pool] = cached
         return cached
 
 
 @dataclass(frozen=True)
 class _PoolBusy:
+    """Per busy member of a pool, how many others were busy at each of its busy steps, flat with its offsets."""
+
     size: int  # members of the pool, busy or not
-    others: list[np.ndarray]  # per busy member: others busy at each of its busy steps
+    others: np.ndarray  # concatenated over busy members
+    starts: np.ndarray  # each busy member's first entry in ``others``
+
+    @classmethod
+    def of(cls, size: int, per_member: list[np.ndarray]) -> _PoolBusy:
+        if not per_member:
+            return cls(size, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        lengths = np.array([len(a) for a in per_member])
+        return cls(size, np.concatenate(per_member), np.r_[0, np.cumsum(lengths)[:-1]])
 
     def contention(self, replicas: int) -> float | None:
         n = self.size
-        if not self.others:
+        if not len(self.starts):
             return None
         if replicas < 2 or n < 2:
             return 0.0
         draws = min(replicas - 1, n - 1)
         total = comb(n - 1, draws)
-        # chance that none of the draws is busy, for k other busy members
+        # chance that none of the draws is busy, for k other busy members; the worst member's mean over its steps
         none_busy = np.array([comb(n - 1 - k, draws) / total for k in range(n)], dtype=np.float64)
-        return max(float(np.mean(1.0 - none_busy[k])) for k in self.others)
+        met = np.add.reduceat(1.0 - none_busy[self.others], self.starts)
+        lengths = np.diff(np.r_[self.starts, len(self.others)])
+        return float((met / lengths).max())

@@ -25,7 +25,7 @@ class PrometheusConnection:
     ca_file: Path | None = None  # a private CA that signed the server's certificate
     timeout_s: float = 60.0  # per request
     tenant: str | None = None  # X-Scope-OrgID (Mimir, Cortex, multi-tenant Thanos)
-    recording_rules: bool = False  # read deploy/prometheus/slicewise.rules.yml's series (the fast path)
+    recording_rules: bool = False  # read deploy/prometheus/slicewise.rules.yml's per-workload series
     max_samples_per_query: int = 10_000_000  # chunks are sized so that no query holds more
 
     def __post_init__(self) -> None:

@@ -345,7 +345,7 @@ def device_timeslice(s: Sampler, src: Sources = ALL_SOURCES) -> str:
 
 # ------------------------------------------------------------------------------------------ recorded
 # With deploy/prometheus/slicewise.rules.yml loaded, Prometheus stores the per-sample series as it scrapes; reading
-# them is a plain selector per step instead of an aggregation and joins per step (about 5x less work per query).
+# them is a plain selector per step instead of an aggregation and joins per step.
 # Their labels include model and profile. The rules have no dcgm-exporter fallback, so that part stays computed.
 
 RECORDED_MEMORY = "workload_device:slicewise_memory_used_bytes:sum"
