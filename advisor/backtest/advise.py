@@ -19,11 +19,15 @@ from slicewise.errors import BadInput
 def advise_with_backtest(path: Path, window: timedelta | None, seed: int = 0) -> tuple[Recommendation, BacktestResult]:
     """The recommendation ``pipeline.recommend(path, window, seed)`` gives, and the backtest of the same advisor
     on the same file (default origins, the same window before each)."""
+    from dataclasses import replace
+
     from advisor.history import read_history
+    from advisor.history.profiles import read_beside
     from advisor.pipeline import from_history, recommend_data
 
     history = read_history(Path(path))
-    rec = recommend_data(from_history(history, str(path), window), seed)
+    data = replace(from_history(history, str(path), window), profile_tables=tuple(read_beside(Path(path))))
+    rec = recommend_data(data, seed)
     try:
         backtest = run_backtest(history, None, window=window, seed=seed, source=str(path))
     except BadInput as exc:

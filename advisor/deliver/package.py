@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from advisor.backtest import BacktestResult
 from advisor.model import Recommendation
 from advisor.report import RenderedHtml, ReportView, build_view, render_html, render_text
 from advisor.report.formatting import day
@@ -46,8 +47,9 @@ def build_package(
     previous: Recommendation | None,
     period: str,
     report_url: str | None = None,
+    backtest: BacktestResult | None = None,
 ) -> ReportPackage:
-    view = build_view(rec, previous)
+    view = build_view(rec, previous, backtest)
     attachments = [
         Attachment("recommendation.json", rec.to_json().encode("utf-8") + b"\n", "application/json"),
         Attachment("mig-parted.yaml", rec.configs.mig_parted.encode("utf-8"), "application/yaml"),
@@ -60,8 +62,8 @@ def build_package(
         period=period,
         subject=subject_for(view),
         view=view,
-        text=render_text(rec, previous),
-        html=render_html(rec, previous),
+        text=render_text(rec, previous, backtest=backtest),
+        html=render_html(rec, previous, backtest=backtest),
         attachments=tuple(attachments),
         report_url=report_url,
     )

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from advisor.deliver import (
     Channel,
@@ -35,6 +36,9 @@ from advisor.model import Recommendation
 from advisor.schedule.config import ScheduleConfig
 from advisor.schedule.period import period_key, period_of, trigger
 from slicewise.errors import BadInput, JobFailed
+
+if TYPE_CHECKING:
+    from advisor.backtest import BacktestResult
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +171,7 @@ def _one_cycle_at_a_time(state: Path) -> Iterator[None]:
 
 def _cycle(config: ScheduleConfig, period: str, channels: list[Channel], advisor: Advisor | None) -> CycleResult:
     from advisor.output import write_out
-    from advisor.schedule.source import recommend_from_config
+    from advisor.schedule.source import backtest_from_config, recommend_from_config
 
     ledger = ledger_of(config)
     ledger.begin_period(period)
@@ -180,16 +184,27 @@ def _cycle(config: ScheduleConfig, period: str, channels: list[Channel], advisor
     except FileNotFoundError:
         log.info("report %s: running the advisor on %s", period, _describe(config))
         rec = (advisor or recommend_from_config)(config)
-        write_out(rec, out, previous)
+        backtest = backtest_from_config(config)
+        write_out(rec, out, previous, backtest=backtest)
         advisor_ran = True
     except (OSError, ValueError) as exc:
         raise JobFailed(f"{out / RECOMMENDATION}: cannot read this period's recommendation: {exc}") from exc
     _point_latest(config.output_dir, period)
     report_url = f"{config.report_url.rstrip('/')}/{period}/report.html" if config.report_url else None
-    package = build_package(rec, previous, period, report_url)
+    package = build_package(rec, previous, period, report_url, _backtest_of(out))
     result = deliver(package, channels, ledger)
     log.info(result.summary())
     return CycleResult(period, out, advisor_ran, result)
+
+
+def _backtest_of(out: Path) -> BacktestResult | None:
+    """This period's backtest as written beside its recommendation (a retry reuses it); None where there is none."""
+    from advisor.backtest import BacktestResult
+
+    try:
+        return BacktestResult.from_json((out / "backtest.json").read_bytes())
+    except (OSError, ValueError):
+        return None
 
 
 def owed_period(config: ScheduleConfig) -> str | None:

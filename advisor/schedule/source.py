@@ -11,6 +11,7 @@ from advisor.model import Recommendation
 from advisor.schedule.config import PrometheusSourceConfig, ScheduleConfig
 
 if TYPE_CHECKING:
+    from advisor.backtest import BacktestResult
     from advisor.history.connection import PrometheusConnection
 
 
@@ -22,6 +23,24 @@ def recommend_from_config(config: ScheduleConfig, now: datetime | None = None) -
         return recommend(source.history, config.window, config.seed)
     assert source.prometheus is not None
     return recommend(connection(source.prometheus), config.window, config.seed, now=now or datetime.now(UTC))
+
+
+def backtest_from_config(config: ScheduleConfig) -> BacktestResult:
+    """The backtest for the report: the same advisor fitted before earlier origins of the configured history file
+    and replayed on what came after; a Prometheus source has no per-sample rows, and the result says so."""
+    from advisor.backtest import run_backtest, unavailable
+    from advisor.history import read_history
+    from slicewise.errors import BadInput
+
+    source = config.source
+    if source.history is None:
+        assert source.prometheus is not None
+        return unavailable(source.prometheus.url)
+    try:
+        return run_backtest(read_history(source.history), None, window=config.window, seed=config.seed,
+                            source=str(source.history))  # fmt: skip
+    except BadInput as exc:
+        return unavailable(str(source.history), f"not run: {exc}")
 
 
 def connection(p: PrometheusSourceConfig) -> PrometheusConnection:

@@ -40,14 +40,24 @@ def test_once_runs_the_advisor_and_delivers_by_email_and_slack_exactly_once(site
     reports = site.tmp / "reports"
     [period_dir] = [p for p in reports.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")]
     assert (reports / "latest").resolve() == period_dir.resolve()
-    for name in ("recommendation.json", "report.html", "report.md", "configs/mig-parted.yaml", "advisor.prom"):
+    for name in (
+        "recommendation.json",
+        "backtest.json",
+        "report.html",
+        "report.md",
+        "configs/mig-parted.yaml",
+        "advisor.prom",
+    ):
         assert (period_dir / name).is_file(), name
+    backtest = json.loads((period_dir / "backtest.json").read_text())
+    assert backtest["origins"] and backtest["unavailable"] is None  # a history file: last period's advice replayed
     # email: one message, both recipients, text + HTML with inline charts + attachments
     [mail] = site.smtp.received
     assert sorted(mail.rcpt_tos) == sorted(TO) and mail.authenticated_as == SMTP_USER
     text = mail.message.get_body(preferencelist=("plain",)).get_content()
     html = mail.message.get_body(preferencelist=("html",)).get_content()
     assert "GPUs needed" in text and "10 workloads in 2 classes" in text
+    assert "Backtest" in text and "OOM" in text  # what the advice of an earlier origin would have done
     assert html.count('src="cid:') == 3
     attachments = {a.get_filename() for a in mail.message.iter_attachments()}
     assert "recommendation.json" in attachments and "mig-parted.yaml" in attachments
