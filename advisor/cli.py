@@ -166,9 +166,23 @@ def advise(
     backtest: BacktestResult | None
     if isinstance(source, Path) and with_backtest:  # it replays the file's rows (advisor/backtest)
         rec, backtest = advise_with_backtest(source, window, seed)
+    elif not isinstance(source, Path):
+        from advisor.backtest import run_backtest
+        from advisor.pipeline import load, recommend_data
+        from slicewise.errors import BadInput
+
+        data = load(source, window, _end(end) if end is not None else None)
+        rec = recommend_data(data, seed)
+        if data.rows is not None and with_backtest:  # the samples behind Prometheus's answers (timeline.py)
+            try:
+                backtest = run_backtest(data.rows, None, window=window, seed=seed, source=rec.source)
+            except BadInput as exc:
+                backtest = unavailable(rec.source, f"not run: {exc}")
+        else:
+            backtest = unavailable(rec.source)
     else:
-        rec = recommend(source, window, seed, now=_end(end) if end is not None else None)
-        backtest = unavailable(rec.source) if not isinstance(source, Path) else None
+        rec = recommend(source, window, seed)
+        backtest = None
     previous = read_previous(out) if out is not None else None
     if out is not None:
         write_out(rec, out, previous, backtest)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,6 +61,7 @@ class SourceData:
     shared_today: SharedToday | None = None  # who shared a MIG slice with others at once (a history file)
     inventory: tuple[NodeNow, ...] | None = None  # the nodes as they run now, for the rollout (a history file)
     profile_tables: tuple[DriverTable, ...] = ()  # driver-published MIG tables (advisor/history/profiles.py)
+    rows: pd.DataFrame | None = None  # Prometheus: the samples behind its answers, for the backtest (timeline.py)
 
 
 def is_url(source: str | Path) -> bool:
@@ -165,12 +166,26 @@ def load_prometheus(
     span = Window(start=end - (window or DEFAULT_WINDOW), end=end)
     with connection.source() as source:
         features = source.features(span)
+        rows, overflow = source.rows, source.rows_overflow
     from advisor.history.profiles import from_prometheus
 
     with connection.client() as client:
         gpus_now, gpus_per_node = prometheus_gpus(client, span)
         tables = tuple(from_prometheus(client, span.end))
-    return SourceData(connection.url, span, features, gpus_now, gpus_per_node, profile_tables=tables)
+    if rows is not None and not rows.empty:
+        # the samples behind the answers: the same evidence as a history file (presence, contention, turns on
+        # slices, nodes), and the GPUs Prometheus saw, idle ones included
+        data = from_history(rows, connection.url, None)
+        return replace(
+            data, window=span, gpus_now=gpus_now, gpus_per_node=gpus_per_node, profile_tables=tables, rows=rows
+        )
+    today = (
+        "The window holds more samples than the advisor keeps in memory (advisor/history/timeline.py): pools are "
+        "sized as if every workload were always present, and contention is estimated from duty cycles."
+        if overflow
+        else None
+    )
+    return SourceData(connection.url, span, features, gpus_now, gpus_per_node, today=today, profile_tables=tables)
 
 
 def load(

@@ -73,13 +73,19 @@ def backtest(
     if prometheus_url is not None:
         if not prometheus_url.startswith(("http://", "https://")):
             raise click.BadParameter(f"{prometheus_url!r} is not an http:// or https:// URL", param_hint="--prometheus")
-        raise JobFailed(f"{prometheus_url}: backtest {NEEDS_ROWS}")
-    assert history is not None
-    from advisor.history import read_history
+        from advisor.pipeline import load
 
-    result = run_backtest(
-        read_history(history), cuts or None, window=window, seed=seed, horizon=horizon, source=str(history)
-    )
+        # the samples behind Prometheus's answers over the window ending now (advisor/history/timeline.py)
+        rows = load(prometheus_url, window).rows
+        if rows is None:
+            raise JobFailed(f"{prometheus_url}: backtest {NEEDS_ROWS}")
+        source = prometheus_url
+    else:
+        assert history is not None
+        from advisor.history import read_history
+
+        rows, source = read_history(history), str(history)
+    result = run_backtest(rows, cuts or None, window=window, seed=seed, horizon=horizon, source=source)
     if out is not None:
         write_backtest(out, result.to_json())
     click.echo(result.to_json() if output_format == "json" else render_text(result), nl=output_format == "json")

@@ -38,11 +38,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import pandas as pd
 
 from advisor.history import promql
 from advisor.history.matrix import Series, parse_matrix
 from advisor.history.merge import assemble
 from advisor.history.reduce import ChunkData, Reducer, Steps, device_key, max_by, sum_by_device
+from advisor.history.timeline import Timeline
 from advisor.model import Window, WorkloadFeatures
 from slicewise import __version__
 from slicewise.errors import JobFailed
@@ -341,7 +343,7 @@ class PrometheusSource:
             return []
         self._sampler = promql.Sampler.strict(step) if self.strict else promql.INSTANT
         pieces = list(chunks(window, self.chunk or self.chunk_for(window, step, src)))
-        reducer = Reducer(self.exact_samples)
+        reducer = Reducer(self.exact_samples, timeline=Timeline() if self.keep_rows else None)
         with progress("Querying Prometheus (chunks)", total=len(pieces), enabled=self.show_progress) as bar:
             for start, end in pieces:
                 steps = steps_of(start, end, step)
@@ -349,6 +351,8 @@ class PrometheusSource:
                     reducer.add(steps, self._chunk(start, end, steps, src))
                 bar.advance()
         self.folds = reducer.folds
+        self.rows = reducer.timeline.frame() if reducer.timeline is not None else None
+        self.rows_overflow = reducer.timeline is not None and reducer.timeline.overflow
         expected = _steps_in(window, step)
         return sorted((assemble(p, expected) for p in reducer.finish()), key=lambda f: f.key)
 
@@ -378,6 +382,10 @@ class PrometheusSource:
         return queries
 
     _sampler: promql.Sampler = promql.INSTANT
+    # the per-sample rows behind the last ``features`` call (timeline.py), None past its cap or when not kept
+    keep_rows: bool = True
+    rows: pd.DataFrame | None = None
+    rows_overflow: bool = False
 
     def _chunk(self, start: datetime, end: datetime, steps: Steps, src: promql.Sources) -> ChunkData:
         """Every query of one chunk (``concurrency`` at a time), as ``reduce.ChunkData``."""

@@ -18,16 +18,17 @@ GPUs running an MPS server, and labels (GPU model, MIG profile). From them, with
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
 
 import numpy as np
 
 from advisor.features import IDLE_GPU_FRACTION
-from advisor.history import dcgm
+from advisor.history import dcgm, timeline
 from advisor.history.matrix import Series
 from advisor.history.merge import SUMMARY_LEVELS, Summary, WorkloadParts
+from advisor.history.timeline import Timeline
 from advisor.model import QUANTILE_LEVELS
 from slicewise.history_schema import Sharing
 
@@ -81,6 +82,7 @@ class Reducer:
     """Feeds chunks into ``parts``; ``finish()`` folds what is left. Exact quantiles up to ``exact_samples``."""
 
     exact_samples: int = 20_000_000
+    timeline: Timeline | None = None  # where given, every sample is kept as a history row too (timeline.py)
     parts: dict[Group, WorkloadParts] = field(default_factory=dict)
     pending: Pending = field(default_factory=Pending)
     folds: int = 0  # times the samples were folded before the end (0: every quantile exact)
@@ -124,10 +126,15 @@ class Reducer:
             self.parts[group].present_steps += int(np.count_nonzero(count))
             self.parts[group].devices = max(self.parts[group].devices, int(count.max()))
 
-        for labels, values in self._compute(steps, data, memory, on_device):
+        dense: dict[Key, np.ndarray] = {}  # per workload and device: compute at each step (for the timeline)
+        for labels, idx, values in self._compute(steps, data, memory, on_device):
             group = (labels.get("workload", ""), model(labels))
             if group in self.parts:
                 self._hold(self.pending.compute, group, values[np.isfinite(values)])
+            if self.timeline is not None:
+                dense.setdefault(device_key(labels), np.full(steps.count, np.nan))[idx] = values
+        if self.timeline is not None:
+            self._keep(steps, data, memory, dense, crowd, mps, model)
         if self.pending.held > self.exact_samples:
             self._fold()
             self.folds += 1
@@ -138,12 +145,12 @@ class Reducer:
         data: ChunkData,
         memory: list[tuple[Key, dict[str, str], np.ndarray, np.ndarray]],
         on_device: dict[Key, np.ndarray],
-    ) -> Iterable[tuple[dict[str, str], np.ndarray]]:
+    ) -> Iterable[tuple[dict[str, str], np.ndarray, np.ndarray]]:
         """Compute series per workload and device: as answered, plus MIG devices' activity split evenly."""
         measured: set[Key] = set()  # workload-devices the compute query answered (e.g. the rules' series)
         for s in data.compute:
             measured.add(device_key(s.labels))
-            yield s.labels, s.values
+            yield s.labels, steps.index(s.millis), s.values
         gpm: dict[Key, np.ndarray] = {}  # (uuid, gi, ci) -> activity at each step
         per_gi: dict[Key, np.ndarray] = {}  # (uuid, gi) -> dcgm-exporter's activity at each step
         for s in data.mig_activity:
@@ -173,7 +180,36 @@ class Reducer:
             if fraction is None:
                 continue  # a model or profile the catalogue does not know: compute unknown, never a guess
             share = activity[idx] * fraction / on_device[device][idx]
-            yield labels, share[~np.isnan(share)]
+            known = ~np.isnan(share)
+            yield labels, idx[known], share[known]
+
+    def _keep(
+        self,
+        steps: Steps,
+        data: ChunkData,
+        memory: list[tuple[Key, dict[str, str], np.ndarray, np.ndarray]],
+        dense: dict[Key, np.ndarray],
+        crowd: dict[str, np.ndarray],
+        mps: dict[str, np.ndarray],
+        model: Callable[[dict[str, str]], str],
+    ) -> None:
+        """Every memory sample as a history row, with its compute at the same step and its sharing decided as in
+        ``add`` (MIG, else MPS, else time-slicing with two or more on the GPU, else exclusive)."""
+        assert self.timeline is not None
+        for key, labels, idx, values in memory:
+            if not key[0] or not model(labels):
+                continue
+            compute = dense[key][idx] if key in dense else np.full(len(idx), np.nan)
+            if key[3]:
+                sharing = np.full(len(idx), timeline.MIG, dtype=np.int8)
+                profile = labels.get("profile") or data.profile_of.get(key[2:], "")
+            else:
+                on_mps = mps[key[2]][idx] if key[2] in mps else np.zeros(len(idx), bool)
+                sliced = crowd[key[2]][idx] >= 2
+                sharing = np.where(on_mps, timeline.MPS, np.where(sliced, timeline.TIMESLICE, timeline.EXCLUSIVE))
+                profile = ""
+            millis = steps.first_ms + idx.astype(np.int64) * steps.step_ms
+            self.timeline.add(millis, values, compute, labels, model(labels), profile, sharing.astype(np.int8))
 
     def _hold(self, into: dict[Group, list[np.ndarray]], group: Group, values: np.ndarray) -> None:
         if len(values):
