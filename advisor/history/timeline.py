@@ -24,14 +24,22 @@ from slicewise.history_schema import Sharing
 MAX_ROWS = 20_000_000
 
 
+LABELS = ("workload", "namespace", "node", "gpu_uuid", "gpu_model", "mig_profile")
+
+
 @dataclass
 class Timeline:
-    """Rows collected chunk by chunk; ``frame()`` returns them as ``read_history`` would, or None past the cap."""
+    """Rows collected chunk by chunk; ``frame()`` returns them as ``read_history`` would, or None past the cap.
+
+    Each ``add`` is one workload on one device, so its labels are one tuple for all its samples: only the numbers
+    are held per sample, and the label columns are built as categoricals at the end (codes, no strings per row)."""
 
     max_rows: int = MAX_ROWS
     rows: int = 0
     overflow: bool = False
-    _parts: list[dict[str, np.ndarray]] = field(default_factory=list)
+    _numbers: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
+    _labels: dict[tuple[str, ...], int] = field(default_factory=dict)  # label tuple -> its index
+    _which: list[tuple[int, int]] = field(default_factory=list)  # per add: (label index, samples)
 
     def add(
         self,
@@ -48,36 +56,53 @@ class Timeline:
         if self.overflow or not len(millis):
             return
         if self.rows + len(millis) > self.max_rows:
-            self.overflow, self._parts = True, []
+            self.overflow = True
+            self._numbers, self._which, self._labels = [], [], {}
             return
         self.rows += len(millis)
-        n = len(millis)
-        self._parts.append(
-            {
-                "timestamp": millis.astype(np.int64),
-                "memory_used_bytes": np.maximum(memory, 0).astype(np.int64),
-                "sm_active_gpu_fraction": np.clip(compute.astype(np.float64), 0.0, 1.0),
-                "sharing": sharing,
-                "workload": np.full(n, labels.get("workload", ""), dtype=object),
-                "namespace": np.full(n, labels.get("namespace", ""), dtype=object),
-                "node": np.full(n, labels.get("node") or labels.get("instance", ""), dtype=object),
-                "gpu_uuid": np.full(n, labels.get("gpu_uuid", ""), dtype=object),
-                "gpu_model": np.full(n, model, dtype=object),
-                "mig_profile": np.full(n, profile, dtype=object),
-            }
+        key = (
+            labels.get("workload", ""),
+            labels.get("namespace", ""),
+            labels.get("node") or labels.get("instance", ""),
+            labels.get("gpu_uuid", ""),
+            model,
+            profile,
+        )
+        index = self._labels.setdefault(key, len(self._labels))
+        self._which.append((index, len(millis)))
+        self._numbers.append(
+            (
+                millis.astype(np.int64),
+                np.maximum(memory, 0).astype(np.int64),
+                np.clip(compute.astype(np.float64), 0.0, 1.0),
+                sharing.astype(np.int8),
+            )
         )
 
     def frame(self) -> pd.DataFrame | None:
-        if self.overflow or not self._parts:
+        if self.overflow or not self._numbers:
             return None
-        columns = {name: np.concatenate([p[name] for p in self._parts]) for name in self._parts[0]}
-        self._parts = []
-        frame = pd.DataFrame(columns)
-        frame["timestamp"] = pd.to_datetime(frame["timestamp"], unit="ms", utc=True).astype("datetime64[ms, UTC]")
-        codes = {i: s.value for i, s in enumerate(SHARING_CODES)}
-        frame["sharing"] = frame["sharing"].map(codes)
-        for name in ("workload", "namespace", "node", "gpu_uuid", "gpu_model", "mig_profile", "sharing"):
-            frame[name] = frame[name].astype("category")
+        millis, memory, compute, sharing = (np.concatenate(c) for c in zip(*self._numbers, strict=True))
+        self._numbers = []
+        which = np.repeat(
+            np.array([i for i, _ in self._which], dtype=np.int64), [n for _, n in self._which]
+        )  # per row: its label tuple
+        tuples = list(self._labels)
+        frame = pd.DataFrame(
+            {
+                "timestamp": pd.to_datetime(millis, unit="ms", utc=True).astype("datetime64[ms, UTC]"),
+                "memory_used_bytes": memory,
+                "sm_active_gpu_fraction": compute,
+            }
+        )
+        for position, name in enumerate(LABELS):
+            values = [t[position] for t in tuples]
+            categories = sorted(set(values))
+            code_of = {v: c for c, v in enumerate(categories)}
+            codes = np.array([code_of[v] for v in values], dtype=np.int32)[which]
+            frame[name] = pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories))
+        kinds = pd.CategoricalDtype([s.value for s in SHARING_CODES])
+        frame["sharing"] = pd.Categorical.from_codes(sharing.astype(np.int32), dtype=kinds)
         frame["process_count"] = 1
         return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
 
