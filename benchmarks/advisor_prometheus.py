@@ -213,11 +213,23 @@ def run_size(gpus: int, days: float, workdir: Path) -> dict[str, Any]:
     here = workdir / f"{gpus}gpus-{days:g}d"
     window = f"{days * 24:g}h"
     out: dict[str, Any] = {"gpus": gpus, "days": days, **info}
-    out["file"] = measure(["advise", "--history", str(here / "history.parquet"), "--format", "json"])
+    # advise alone (the backtest, which both paths run by default now, has its own benchmark: backtest.py)
+    out["file"] = measure(["advise", "--history", str(here / "history.parquet"), "--format", "json", "--no-backtest"])
     for name, extra in (("raw", []), ("rules", ["--prometheus.recording-rules"])):
         with serving(here / "tsdb", here) as (url, pid):
             idle = _hwm_mb(pid)
-            args = ["advise", "--prometheus", url, "--end", END, "--window", window, "--format", "json"]
+            args = [
+                "advise",
+                "--prometheus",
+                url,
+                "--end",
+                END,
+                "--window",
+                window,
+                "--format",
+                "json",
+                "--no-backtest",
+            ]
             run = measure([*args, "--prometheus.timeout", "30m", *extra])
             run["prometheus_peak_rss_mb"] = _hwm_mb(pid)
             run["prometheus_rss_at_start_mb"] = idle
