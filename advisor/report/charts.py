@@ -90,7 +90,7 @@ def fleet_chart(view: ReportView) -> Chart:
         )
     ys = list(range(len(names)))[::-1]
     h = 0.36
-    left.barh([y + h / 2 for y in ys], now, height=h, color=BEFORE, label="in use now")
+    left.barh([y + h / 2 for y in ys], now, height=h, color=BEFORE, label="in the fleet now")
     left.barh([y - h / 2 for y in ys], needed, height=h, color=AFTER, label="needed")
     for y, n, d, b in zip(ys, now, needed, bound, strict=True):
         left.text(n + 0.2, y + h / 2, str(n), va="center", fontsize=8, color=MUTED)
@@ -101,7 +101,7 @@ def fleet_chart(view: ReportView) -> Chart:
     left.set_title("GPUs per model", loc="left", fontsize=10, color=INK, fontweight="bold")
     _style(left)
     handles = [
-        Patch(color=BEFORE, label="in use now"),
+        Patch(color=BEFORE, label="in the fleet now"),
         Patch(color=AFTER, label="needed"),
         Line2D([], [], color=INK, linewidth=1.4, label="lower bound"),
     ]
@@ -127,7 +127,7 @@ def fleet_chart(view: ReportView) -> Chart:
     right.grid(axis="x", visible=False)
     right.grid(axis="y", color=GRID, linewidth=0.8)
     alt = (
-        f"{hl.gpus_needed} GPUs needed against {hl.gpus_now} in use (lower bound {hl.gpus_lower_bound}); "
+        f"{hl.gpus_needed} GPUs needed against {hl.gpus_now} in the fleet (lower bound {hl.gpus_lower_bound}); "
         + "; ".join(f"{m.model}: {m.gpus_now} → {m.gpus_needed}" for m in view.models)
         + f". Memory utilisation {pct(hl.memory_before)} → {pct(hl.memory_after)}, "
         f"compute {pct(hl.compute_before)} → {pct(hl.compute_after)}."

@@ -34,7 +34,7 @@ ATTACHMENTS = (
 
 @dataclass(frozen=True)
 class Headline:
-    gpus_now: int
+    gpus_now: int  # every GPU seen in the window: what the saving is measured against
     gpus_needed: int
     gpus_lower_bound: int
     workloads: int
@@ -45,6 +45,12 @@ class Headline:
     memory_after: float
     compute_before: float | None
     compute_after: float | None
+    gpus_busy_max: int | None = None  # the most GPUs holding a workload at once (a history)
+
+    @property
+    def busy_phrase(self) -> str:
+        """``, 51 busy at once at most`` where the history shows it, else empty."""
+        return f", {self.gpus_busy_max} busy at once at most" if self.gpus_busy_max is not None else ""
 
     @property
     def gpus_freed(self) -> int:
@@ -60,8 +66,8 @@ class Headline:
         if self.gpus_freed > 0:
             return f"{self.gpus_needed} GPUs can do the work of {self.gpus_now}: {self.gpus_freed} freed"
         if self.gpus_freed < 0:
-            return f"{self.gpus_needed} GPUs needed, {self.gpus_now} in use: {-self.gpus_freed} short"
-        return f"{self.gpus_needed} GPUs needed, as many as are in use"
+            return f"{self.gpus_needed} GPUs needed, {self.gpus_now} in the fleet: {-self.gpus_freed} short"
+        return f"{self.gpus_needed} GPUs needed, as many as the fleet has"
 
 
 @dataclass(frozen=True)
@@ -376,6 +382,7 @@ def build_view(
         memory_after=plan.utilisation_after.memory,
         compute_before=plan.utilisation_before.compute,
         compute_after=plan.utilisation_after.compute,
+        gpus_busy_max=plan.gpus_busy_max,
     )
     gpus = _gpu_rows(plan.gpus)
     workloads = tuple(

@@ -60,9 +60,14 @@ def test_the_real_trace_replayed_after_50_and_70_percent_has_no_oom(real_history
 
 
 def test_the_real_plan_needs_no_more_gpus_than_pods_ran_at_once(real_history: pd.DataFrame) -> None:
+    from advisor.report import render_markdown
+
     rec = recommend_data(from_history(real_history, REAL, timedelta(days=14)))
     assert rec.plan.gpus_needed <= _most_at_once(real_history)
     assert rec.plan.gpus_busy_max is not None and rec.plan.gpus_needed <= rec.plan.gpus_busy_max
+    # the report says what the saving is measured against: the fleet, and the busiest moment beside it
+    report = render_markdown(rec)
+    assert f"the busiest moment of the window held {rec.plan.gpus_busy_max} of them" in report
 
 
 def test_young_pods_are_sized_for_what_their_kind_reaches(real_history: pd.DataFrame) -> None:

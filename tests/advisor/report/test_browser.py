@@ -42,7 +42,7 @@ def test_chromium_draws_the_self_contained_report_with_its_charts(tmp_path: Path
         timeout=90,
     )
     pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
-    # the fleet chart's "in use now" bars: a colour only the charts use, so they were decoded and drawn
+    # the fleet chart's "in the fleet now" bars: a colour only the charts use, so they were decoded and drawn
     grey = np.array([int(BEFORE[i : i + 2], 16) for i in (1, 3, 5)])
     bars = int((np.abs(pixels - grey).sum(axis=2) <= 6).sum())
     assert bars > 2000, f"only {bars} pixels of the chart colour: the inline PNG charts were not drawn"

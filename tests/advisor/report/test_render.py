@@ -129,7 +129,7 @@ def test_markdown_tables_are_well_formed() -> None:
 def test_text_report_for_terminals_and_the_email_text_part() -> None:
     text = render_text(this_week(), last_week())
     assert text.startswith("SLICEWISE · GPU SHARING REPORT\n14 GPUs can do the work of 20: 6 freed.")
-    assert "  GPUs needed        14 of 20 in use (6 freed, 30 %; lower bound 13)" in text
+    assert "  GPUs needed        14 of 20 in the fleet (6 freed, 30 %; lower bound 13)" in text
     assert "      1g.10gb   serving/chat-api" in text
     assert "compute not measured" in text
     assert not re.search(r"</?(b|i|span|br|wbr|td|p)\b|&lt;|&amp;", text)  # no markup or entities leak in
@@ -170,7 +170,7 @@ def test_a_fleet_with_nothing_to_share_still_renders() -> None:
     )
     out = render_html(bare)
     assert len(out.images) == 1  # the fleet chart only: no classes to chart
-    assert "0 GPUs needed, as many as are in use." in out.document
+    assert "0 GPUs needed, as many as the fleet has." in out.document
     assert "0 workloads in 0 classes" in render_text(bare)
 
 
