@@ -22,6 +22,7 @@ from advisor.decide.contention import CoBusy
 from advisor.decide.shared_slices import SharedToday
 from advisor.model import (
     RECOMMENDATION_VERSION,
+    Configs,
     FleetPlan,
     Mode,
     Recommendation,
@@ -78,9 +79,12 @@ def load_file(path: Path, window: timedelta | None) -> SourceData:
     return replace(data, profile_tables=tuple(read_beside(path)))
 
 
-def from_history(history: pd.DataFrame, description: str, window: timedelta | None) -> SourceData:
+def from_history(
+    history: pd.DataFrame, description: str, window: timedelta | None, *, for_replay: bool = False
+) -> SourceData:
     """What a validated history (``read_history``'s frame) gives the advisor over the trailing ``window``
-    (``None``: all of it). The backtest calls this with the history before an origin."""
+    (``None``: all of it). The backtest calls this with the history before an origin and ``for_replay``: it needs
+    the decisions and the plan, not the report's sentence on today's fleet or the nodes for a rollout."""
     from advisor.features import compute_features, trailing_window
 
     if history.empty:
@@ -99,7 +103,7 @@ def from_history(history: pd.DataFrame, description: str, window: timedelta | No
     gpus_now = {str(m): int(n) for m, n in rows.groupby("gpu_model", observed=True)["gpu_uuid"].nunique().items()}
     per_node = rows.groupby(["gpu_model", "node"], observed=True)["gpu_uuid"].nunique().groupby(level=0).max()
     presence = Presence.from_history(rows)
-    today = today_from_history(rows).sentence()
+    today = None if for_replay else today_from_history(rows).sentence()
     per_node_counts = {str(m): int(n) for m, n in per_node.items()}
     busy = BusyGpus.from_history(rows, presence.bin_s)
     cobusy = CoBusy.from_history(rows)
@@ -115,7 +119,7 @@ def from_history(history: pd.DataFrame, description: str, window: timedelta | No
         busy,
         cobusy,
         shared,
-        inventory=tuple(inventory_from_history(rows)),
+        inventory=None if for_replay else tuple(inventory_from_history(rows)),
     )
 
 
@@ -218,6 +222,7 @@ def recommend_from_features(
     rules: Rules = DEFAULT_RULES,
     generated_at: datetime | None = None,
     fallback: str | None = None,
+    with_configs: bool = True,
 ) -> Recommendation:
     from advisor.classes import classify
 
@@ -235,7 +240,7 @@ def recommend_from_features(
         fallback=fallback,
         busy=busy,
     )
-    configs = build_configs(plan, decisions.workloads, inventory)
+    configs = build_configs(plan, decisions.workloads, inventory) if with_configs else Configs("", "", "")
     notes = [
         headline(plan, len(decisions.workloads)),
         *([today] if today else []),
@@ -327,20 +332,24 @@ def recommend_data(
     *,
     rules: Rules = DEFAULT_RULES,
     generated_at: datetime | None = None,
+    with_configs: bool = True,
 ) -> Recommendation:
     """The advice for what a source gave (``load``, ``from_history``). GPU models the catalogue lacks are advised
-    from the driver's MIG tables the source carries; where those disagree with the catalogue, a note says so."""
+    from the driver's MIG tables the source carries; where those disagree with the catalogue, a note says so.
+    ``with_configs=False`` (the backtest's fits) leaves the config files empty: a replay needs the plan only."""
     from dataclasses import replace
 
     from advisor.history.profiles import learn
 
     learned = learn(data.profile_tables)
     with catalogue.learned(learned.models):
-        rec = _recommend_data(data, seed, rules=rules, generated_at=generated_at)
+        rec = _recommend_data(data, seed, rules=rules, generated_at=generated_at, with_configs=with_configs)
     return replace(rec, notes=(*rec.notes, *learned.warnings)) if learned.warnings else rec
 
 
-def _recommend_data(data: SourceData, seed: int, *, rules: Rules, generated_at: datetime | None) -> Recommendation:
+def _recommend_data(
+    data: SourceData, seed: int, *, rules: Rules, generated_at: datetime | None, with_configs: bool
+) -> Recommendation:
     return recommend_from_features(
         data.features,
         window=data.window,
@@ -356,6 +365,7 @@ def _recommend_data(data: SourceData, seed: int, *, rules: Rules, generated_at: 
         seed=seed,
         rules=rules,
         generated_at=generated_at,
+        with_configs=with_configs,
     )
 
 

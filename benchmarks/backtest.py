@@ -47,7 +47,7 @@ def measure(path: Path, fractions: tuple[float, ...]) -> dict[str, Any]:
     for cut in cuts(start, end, fractions):
         t0, c0 = time.perf_counter(), time.process_time()
         before, after = _split(history, cut)
-        rec = recommend_data(from_history(before, str(path), None))
+        rec = recommend_data(from_history(before, str(path), None, for_replay=True), with_configs=False)
         del before
         t1, c1 = time.perf_counter(), time.process_time()
         replayed = replay(after, rec, start, step)

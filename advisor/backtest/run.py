@@ -47,7 +47,7 @@ def run_backtest(
         before, after = _split(history, cut)
         if before.empty:
             raise BadInput(f"{source}: no samples at or before the origin {cut.origin:%Y-%m-%d %H:%M:%S} UTC")
-        rec = recommend_data(from_history(before, source, window), seed)
+        rec = recommend_data(from_history(before, source, window, for_replay=True), seed, with_configs=False)
         del before
         replayed = replay(after, rec, start, step_s)
         replay_end = after["timestamp"].max().to_pydatetime() if not after.empty else cut.origin
