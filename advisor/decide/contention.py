@@ -35,7 +35,7 @@ class CoBusy:
 
     busy_steps: dict[WorkloadKey, np.ndarray]  # sorted, unique step indices
     step_s: int
-    _pools: dict[tuple[WorkloadKey, ...], _PoolBusy] = field(default_factory=dict, compare=False, repr=False)
+    _pools: dict[frozenset[WorkloadKey], _PoolBusy] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_history(cls, rows: pd.DataFrame) -> CoBusy:
@@ -66,9 +66,9 @@ class CoBusy:
     def contention(self, pool: Sequence[WorkloadKey], replicas: int) -> float | None:
         """The worst tenant's chance, over its busy steps, that one of its ``replicas - 1`` co-tenants drawn from
         ``pool`` is busy at the same step. None where no member of the pool was ever busy in the history."""
-        return self._pool(tuple(sorted(set(pool)))).contention(replicas)
+        return self._pool(frozenset(pool)).contention(replicas)
 
-    def _pool(self, pool: tuple[WorkloadKey, ...]) -> _PoolBusy:
+    def _pool(self, pool: frozenset[WorkloadKey]) -> _PoolBusy:
         """Per member, how many others of the pool were busy at each of its busy steps (computed once per pool)."""
         cached = self._pools.get(pool)
         if cached is None:
