@@ -147,6 +147,33 @@ def mps_compute_need(d: Demand, rules: Rules) -> float | None:
     return need_c
 
 
+def mps_split(gpu: GpuModel, replicas: int) -> Fit:
+    """The device plugin's MPS mode: every client gets 1/replicas of the memory and ``100 // replicas`` % of the
+    SMs (CUDA_MPS_PINNED_DEVICE_MEM_LIMIT, CUDA_MPS_ACTIVE_THREAD_PERCENTAGE)."""
+    threads = 100 // replicas
+    return Fit(
+        mode=Mode.MPS,
+        memory_limit_bytes=gpu.memory_total_bytes // replicas,
+        compute_limit=threads / 100,
+        per_gpu=replicas,
+        replicas=replicas,
+        mps_active_thread_percentage=threads,
+    )
+
+
+def mps_replicas(d: Demand, gpu: GpuModel, rules: Rules) -> int | None:
+    """The most MPS clients per GPU (at most ``Rules.mps_max_replicas``) whose even split still covers the demand's
+    memory need and the SMs it must be given (``mps_compute_need``); None where not even two do."""
+    need_c = mps_compute_need(d, rules)
+    if need_c is None:
+        return None
+    for replicas in range(rules.mps_max_replicas, 1, -1):
+        split = mps_split(gpu, replicas)
+        if split.memory_limit_bytes >= d.memory_need_bytes and split.compute_limit >= need_c:
+            return replicas
+    return None
+
+
 def mps_fit(d: Demand, gpu: GpuModel, rules: Rules) -> Fit | NoFit:
     """The most replicas whose even split (the device plugin's MPS mode splits memory and SMs evenly) still
     covers the memory and compute need, for workloads that trust each other."""
@@ -159,18 +186,9 @@ def mps_fit(d: Demand, gpu: GpuModel, rules: Rules) -> Fit | NoFit:
             "its workloads are not known to trust each other (not one namespace, not under MPS today), "
             "and MPS clients share one server with no fault isolation",
         )
-    for replicas in range(rules.mps_max_replicas, 1, -1):
-        threads = 100 // replicas
-        memory = gpu.memory_total_bytes // replicas
-        if memory >= d.memory_need_bytes and threads / 100 >= need_c:
-            return Fit(
-                mode=Mode.MPS,
-                memory_limit_bytes=memory,
-                compute_limit=threads / 100,
-                per_gpu=replicas,
-                replicas=replicas,
-                mps_active_thread_percentage=threads,
-            )
+    replicas = mps_replicas(d, gpu, rules)
+    if replicas is not None:
+        return mps_split(gpu, replicas)
     return NoFit(
         Mode.MPS,
         f"even two MPS replicas (half the memory, {gib(gpu.memory_total_bytes // 2)}, and 50 % of the SMs each) "

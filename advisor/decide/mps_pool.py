@@ -21,10 +21,11 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from advisor.decide.decision import make_decision
 from advisor.decide.demand import Demand, gib
-from advisor.decide.fits import Fit, mps_compute_need, slice_share
+from advisor.decide.fits import mps_replicas, mps_split, slice_share
 from advisor.decide.risk import assess
 from advisor.decide.rules import Rules
 from advisor.model import Decision, Mode, WorkloadFeatures
@@ -44,23 +45,12 @@ class Candidate:
     gpu: GpuModel
 
 
-def own_replicas(d: Demand, gpu: GpuModel, rules: Rules) -> int | None:
-    """The most MPS clients per GPU whose even split still covers this demand (None: not even two)."""
-    need_c = mps_compute_need(d, rules)
-    if need_c is None:
-        return None
-    for replicas in range(rules.mps_max_replicas, 1, -1):
-        if gpu.memory_total_bytes // replicas >= d.memory_need_bytes and (100 // replicas) / 100 >= need_c:
-            return replicas
-    return None
-
-
 def pool_mps_by_namespace(candidates: Sequence[Candidate], rules: Rules) -> dict[int, Decision]:
     """New decisions (by candidate index) for the members moved to MPS pools; empty where MIG stays best."""
     by_domain: dict[tuple[str, str], list[tuple[int, Candidate]]] = defaultdict(list)
     for c in candidates:
         if c.features.namespace and c.decision.mode == Mode.MIG and c.decision.profile is not None:
-            r = own_replicas(c.demand, c.gpu, rules)
+            r = mps_replicas(c.demand, c.gpu, rules)
             if r is not None:
                 by_domain[(c.features.gpu_model, c.features.namespace)].append((r, c))
     out: dict[int, Decision] = {}
@@ -89,16 +79,8 @@ def _mps_decision(
     c: Candidate, pool: Sequence[Candidate], namespace: str, replicas: int, gpus: int, share: float, rules: Rules
 ) -> Decision:
     gpu, d = c.gpu, c.demand
-    threads = 100 // replicas
-    memory = gpu.memory_total_bytes // replicas
-    fit = Fit(
-        mode=Mode.MPS,
-        memory_limit_bytes=memory,
-        compute_limit=threads / 100,
-        per_gpu=replicas,
-        replicas=replicas,
-        mps_active_thread_percentage=threads,
-    )
+    fit = mps_split(gpu, replicas)
+    threads, memory = fit.mps_active_thread_percentage, fit.memory_limit_bytes
     assert d.compute_need is not None
     reasons = (
         d.size_sentence,
@@ -111,17 +93,7 @@ def _mps_decision(
         f"MPS has no fault isolation: a fatal error in one client ends all {replicas} on the GPU, which is why only "
         "one team's workloads share a server.",
     )
-    risk = assess(fit, [c.features], rules)
-    return Decision(
-        mode=Mode.MPS,
-        gpu_model=c.features.gpu_model,
-        profile=None,
-        memory_limit_bytes=memory,
-        compute_limit_gpu_fraction=round(threads / 100, 4),
-        replicas=replicas,
-        mps_active_thread_percentage=threads,
-        headroom=d.headroom,
-        reasons=reasons,
-        risk=risk,
-        sharing_group=namespace,
+    decision = make_decision(
+        fit, gpu, c.features.gpu_model, reasons, assess(fit, [c.features], rules), rules, namespace
     )
+    return replace(decision, headroom=d.headroom)
