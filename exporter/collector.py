@@ -28,7 +28,7 @@ from exporter.health import DirectoryHealth, Health
 from exporter.nvml.calls import Calls
 from exporter.snapshot import Gpu, MigDevice, Process, ProcessIdentity, Snapshot
 from slicewise import __version__
-from slicewise.catalogue.tables import DriverTable
+from slicewise.catalogue.tables import PROFILE_INFO_LABELS, DriverTable
 
 log = logging.getLogger(__name__)
 
@@ -242,20 +242,7 @@ def profile_families(tables: Sequence[DriverTable]) -> list[Metric]:
     info = _gauge(
         "slicewise_mig_profile_info",
         "1 per MIG GPU-instance profile the driver offers on this GPU model, with its ids, slices and placements.",
-        [
-            *keys,
-            "profile_id",
-            "nvml_enum",
-            "pci_device_id",
-            "compute_slices",
-            "instances_max",
-            "placement_starts",
-            "placement_size",
-            "copy_engines",
-            "decoders",
-            "jpeg",
-            "ofa",
-        ],
+        list(PROFILE_INFO_LABELS),
     )
     memory = _gauge("slicewise_mig_profile_memory_bytes", "Memory of one GPU instance of the MIG profile.", keys)
     sms = _fact("slicewise_mig_profile_sm_count", "Streaming multiprocessors of one GPU instance of the profile.", keys)

@@ -20,28 +20,22 @@ from typing import TYPE_CHECKING
 import yaml
 
 from slicewise.catalogue import GpuModel, resolve_model
-from slicewise.catalogue.tables import DriverProfile, DriverTable, disagreements, from_dict, to_dict, to_model
+from slicewise.catalogue.tables import (
+    PROFILE_INFO_LABELS,
+    DriverProfile,
+    DriverTable,
+    disagreements,
+    from_dict,
+    to_dict,
+    to_model,
+)
 from slicewise.errors import BadInput
 
 if TYPE_CHECKING:
     from advisor.history.prometheus import PrometheusClient, Sample
 
 SUFFIXES = (".mig-profiles.yaml", ".mig-profiles.json")
-_INFO_LABELS = (
-    "model",
-    "profile",
-    "profile_id",
-    "nvml_enum",
-    "pci_device_id",
-    "compute_slices",
-    "instances_max",
-    "placement_starts",
-    "placement_size",
-    "copy_engines",
-    "decoders",
-    "jpeg",
-    "ofa",
-)
+_INFO_LABELS = PROFILE_INFO_LABELS
 INFO_QUERY = f"max by ({', '.join(_INFO_LABELS)}) (slicewise_mig_profile_info)"
 MEMORY_QUERY = "max by (model, profile) (slicewise_mig_profile_memory_bytes)"
 SM_QUERY = "max by (model, profile) (slicewise_mig_profile_sm_count)"

@@ -18,6 +18,24 @@ from typing import Any
 from slicewise.catalogue import GpuModel, MigProfile
 from slicewise.errors import BadInput
 
+# The labels of slicewise_mig_profile_info, as the exporter publishes them and the advisor reads them back
+# (DESIGN.md's metric contract): one definition for both sides.
+PROFILE_INFO_LABELS: tuple[str, ...] = (
+    "model",
+    "profile",
+    "profile_id",
+    "nvml_enum",
+    "pci_device_id",
+    "compute_slices",
+    "instances_max",
+    "placement_starts",
+    "placement_size",
+    "copy_engines",
+    "decoders",
+    "jpeg",
+    "ofa",
+)
+
 TABLE_VERSION = 1
 # Graphics and media-engine variants of a profile (+gfx, -me, +me.all): not what the advisor recommends for compute
 # work, so a learned model leaves them out. ``+me`` stays: the catalogue knows it (at most one per GPU).
