@@ -62,6 +62,24 @@ def _archetype_samples(kind: str, rng: np.random.Generator, n: int, t: np.ndarra
     return np.clip(mem, 0, 79 * GIB).astype(np.int64), np.clip(sm, 0, 1)
 
 
+def cached_history(directory: Path, workloads: int, days: float, simulator: int | None) -> Path:
+    """The benchmark's history (generated here, or the simulator's mixed fleet of ``simulator`` GPUs), made once
+    and cached in ``directory``; the benchmarks that read it share the cache. Generation is not timed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    name = f"sim-{simulator}gpus-{days:g}d" if simulator else f"{workloads}w-{days:g}d"
+    path = directory / f"history-{name}.parquet"
+    if not path.exists():
+        started = time.perf_counter()
+        if simulator:
+            from exporter.simulate.history import write_history
+
+            write_history(path, scenario="mixed", days=days, gpus=simulator, seed=0)
+        else:
+            generate(path, workloads, days)
+        print(f"generated {path} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - started:.0f} s")
+    return path
+
+
 def generate(path: Path, workloads: int, days: float, step: int = 60, seed: int = 0, batch: int = 100) -> Path:
     """Write a history file of ``workloads`` x ``days`` at ``step`` seconds, and its truth file beside it."""
     rng = np.random.default_rng(seed)
@@ -156,18 +174,7 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure(args.measure)))
         return
-    args.dir.mkdir(parents=True, exist_ok=True)
-    name = f"sim-{args.simulator}gpus-{args.days:g}d" if args.simulator else f"{args.workloads}w-{args.days:g}d"
-    path = args.dir / f"history-{name}.parquet"
-    if not path.exists():
-        started = time.perf_counter()
-        if args.simulator:
-            from exporter.simulate.history import write_history
-
-            write_history(path, scenario="mixed", days=args.days, gpus=args.simulator, seed=0)
-        else:
-            generate(path, args.workloads, args.days)
-        print(f"generated {path} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - started:.0f} s")
+    path = cached_history(args.dir, args.workloads, args.days, args.simulator)
     result = subprocess.run(
         [sys.executable, __file__, "--measure", str(path)], check=True, capture_output=True, text=True
     )

@@ -95,20 +95,9 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure(args.measure, fractions)))
         return
-    args.dir.mkdir(parents=True, exist_ok=True)
-    name = f"sim-{args.simulator}gpus-{args.days:g}d" if args.simulator else f"{args.workloads}w-{args.days:g}d"
-    path = args.dir / f"history-{name}.parquet"
-    if not path.exists():
-        started = time.perf_counter()
-        if args.simulator:
-            from exporter.simulate.history import write_history
+    from advisor_features import cached_history
 
-            write_history(path, scenario="mixed", days=args.days, gpus=args.simulator, seed=0)
-        else:
-            from advisor_features import generate
-
-            generate(path, args.workloads, args.days)
-        print(f"generated {path} ({path.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - started:.0f} s")
+    path = cached_history(args.dir, args.workloads, args.days, args.simulator)
     command = [sys.executable, __file__, "--measure", str(path)]
     for f in fractions:
         command += ["--origin", str(f)]

@@ -71,15 +71,17 @@ def backtest(
         raise click.UsageError("give exactly one of --history FILE or --prometheus URL")
     cuts = [parse_origin(o) for o in origins]  # a bad origin fails before the history is read
     if prometheus_url is not None:
-        if not prometheus_url.startswith(("http://", "https://")):
-            raise click.BadParameter(f"{prometheus_url!r} is not an http:// or https:// URL", param_hint="--prometheus")
+        from advisor.history.connection import PrometheusConnection
         from advisor.pipeline import load
 
+        # the connection checks the URL (http(s) only) and takes any user:password@ out of it, so no message
+        # below can show it
+        connection = PrometheusConnection(prometheus_url)
         # the samples behind Prometheus's answers over the window ending now (advisor/history/timeline.py)
-        rows = load(prometheus_url, window).rows
+        rows = load(connection, window).rows
         if rows is None:
-            raise JobFailed(f"{prometheus_url}: backtest {NEEDS_ROWS}")
-        source = prometheus_url
+            raise JobFailed(f"{connection.url}: backtest {NEEDS_ROWS}")
+        source = connection.url
     else:
         assert history is not None
         from advisor.history import read_history

@@ -92,3 +92,5 @@ def test_exactly_one_source_and_prometheus_says_what_is_missing(
     assert code == 2 and "exactly one of" in err
     code, _, err = _run(["backtest", "--prometheus", "http://127.0.0.1:9"], capsys)
     assert code == 1 and "127.0.0.1:9" in err and "Traceback" not in err  # read from Prometheus: unreachable
+    code, _, err = _run(["backtest", "--prometheus", "ftp://user:s3cret@127.0.0.1:9"], capsys)
+    assert code == 2 and "not an http:// or https:// URL" in err and "s3cret" not in err
