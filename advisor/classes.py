@@ -103,6 +103,7 @@ def classify(features: list[WorkloadFeatures], seed: int = 0) -> Classification:
     chosen = []
     joined = 0
     # one thread: at thousands of rows OpenMP's start-up and spinning cost more than they save (10x on 2 cores)
+    _load_kmeans()
     with threadpool_limits(limits=1):
         if measured:
             fit = _fit(feature_matrix(measured, with_compute=True), seed)
@@ -138,6 +139,12 @@ def classify(features: list[WorkloadFeatures], seed: int = 0) -> Classification:
         " decided on their own."
     )
     return Classification(classes=tuple(_named(groups)), outliers=tuple(sorted(outliers)), method=method)
+
+
+def _load_kmeans() -> None:
+    """Import k-means before limiting threads: ``threadpool_limits`` reaches only the libraries loaded when it is
+    entered, and scikit-learn brings its own OpenMP runtime, so a process's first classification ran on every core."""
+    import sklearn.cluster  # noqa: F401
 
 
 def _chosen(fit: _Fit, n: int, what: str) -> str:

@@ -114,6 +114,13 @@ BEARER_ENV = "SLICEWISE_PROMETHEUS_BEARER_TOKEN"
     show_default=True,
     help="Most samples one query may make the server hold; the window is cut into chunks to stay under it.",
 )
+@click.option(
+    "--prometheus.step",
+    "prom_step",
+    type=Duration(),
+    help="The advisor's resolution: one value per workload and device per step. Longer than a minute, each step"
+    " reads its samples' maximum (memory) and mean (compute).  [default: 1m; 5m with --prometheus.recording-rules]",
+)
 def advise(
     prometheus_url: str | None,
     history: Path | None,
@@ -131,6 +138,7 @@ def advise(
     prom_tenant: str | None,
     prom_recorded: bool,
     prom_max_samples: int,
+    prom_step: timedelta | None,
 ) -> None:
     """Recommend MIG, MPS, time-slicing or a whole GPU per workload class, with a fleet plan and configs."""
     if (prometheus_url is None) == (history is None):
@@ -152,9 +160,11 @@ def advise(
             tenant=prom_tenant,
             recording_rules=prom_recorded,
             max_samples_per_query=prom_max_samples,
+            step=prom_step,
         )
     else:
-        if prom_username or prom_password_file or prom_bearer_file or prom_ca_file or prom_tenant or prom_recorded:
+        prom_options = (prom_username, prom_password_file, prom_bearer_file, prom_ca_file, prom_tenant, prom_step)
+        if prom_recorded or any(option is not None for option in prom_options):
             raise click.UsageError("the --prometheus.* options go with --prometheus URL, not --history")
         if end is not None:
             raise click.UsageError("--end goes with --prometheus (a history file's window ends at its last sample)")
@@ -214,8 +224,8 @@ def _connection(
     """Secrets from a file or the environment, never a flag's value (other users see it in ``ps``)."""
     import os
 
-    from advisor.deliver.secrets import read_secret
     from advisor.history.connection import PrometheusConnection
+    from slicewise.secrets import read_secret
 
     password = bearer = None
     if username is not None:

@@ -12,6 +12,11 @@ Formulas (n rows, m of them with compute measured; x = ``sm_active_gpu_fraction`
   Prometheus's ``quantile_over_time``, so both sources agree.
 - ``compute_*_gpu_fraction`` (demand in whole-GPU fractions): the same statistics of x over the m measured rows;
   ``None`` when m = 0 (A100/A30 MIG without dcgm-exporter: DESIGN.md says so, and the advisor sizes by memory).
+- Rows that stand for a bin of samples (Prometheus read at a step longer than its scrape interval) carry the
+  bin's mean in x, its largest value in ``sm_active_peak_gpu_fraction`` and its samples in ``bin_samples``: every
+  compute figure is then over the bins spread back into samples, each as its largest once and the rest at the
+  level that keeps its mean (``bin_values``): the mean and peak are exact, a burst is neither averaged away nor
+  counted ``bin_samples`` times.
 - ``duty_cycle`` = share of measured rows with x > ``IDLE_GPU_FRACTION`` (0.01 of a GPU): time it computes at all.
 - ``burstiness`` = (σ − μ) / (σ + μ) of x (population σ; Goh & Barabási, EPL 81, 48002, 2008): −1 for constant
   demand, about 0 for memoryless on/off demand, towards +1 for rare spikes over idle; −1 when never active.
@@ -24,10 +29,12 @@ Formulas (n rows, m of them with compute measured; x = ``sm_active_gpu_fraction`
 
 The window is (start, end]: a sample exactly at ``start`` belongs to the previous window, as in a Prometheus range.
 
-Quantiles are computed for every group at once from one sort of a composite key (group << bits | value), not a
-Python loop per workload: 40 M rows take about a second per sorted column. Compute fractions are sorted as integers
-of 2⁻ᵇ with b = 62 − (bits of the group count), at most 52 and at least 40: for 2,000 groups b = 51, exact to
-4·10⁻¹⁶; at worst (4 M groups) exact to 5·10⁻¹³ — far below any measurement.
+Quantiles are computed for every group at once from sorted composite keys (group << bits | value), not a Python
+loop per workload: the rows are put in group order once (a radix sort of the group ids), and each column's keys,
+taken in that order, are sorted by timsort (``kind="stable"``), which finds the groups already in order (and the
+times within them): the same array as one quicksort of all the keys, in a third to half the time. Compute fractions
+are sorted as integers of 2⁻ᵇ with b = 62 − (bits of the group count), at most 52 and at least 40: for 2,000 groups
+b = 51, exact to 4·10⁻¹⁶; at worst (4 M groups) exact to 5·10⁻¹³ — far below any measurement.
 """
 
 from __future__ import annotations
@@ -39,13 +46,13 @@ import numpy as np
 import pandas as pd
 
 from advisor.model import QUANTILE_LEVELS, Window, WorkloadFeatures
-from slicewise.history_schema import Sharing
+from slicewise.history_schema import BIN_SAMPLES_COLUMN, PEAK_COLUMN, Sharing
 from slicewise.progress import progress
 
 IDLE_GPU_FRACTION = 0.01  # compute demand at or below this share of a whole GPU counts as idle (duty cycle)
 _FRACTION_BITS = 40  # compute fractions are sorted as integers of 2**-40 at least (more when there are few groups)
 _STAGES = 5
-_SLICE_ROWS = 4_000_000  # rows per group-aligned slice in the timing pass
+_SLICE_ROWS = 4_000_000  # rows per slice in passes over all rows (the timing pass, the sort keys)
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,7 @@ class _Groups:
     workloads: list[str]
     models: list[str]
     rows: np.ndarray  # rows per group
+    order: np.ndarray  # row indices in group order (rows of group 0 first), in row order within a group
 
     @property
     def count(self) -> int:
@@ -95,7 +103,12 @@ def compute_features(
         groups = _group(column("workload"), column("gpu_model"))
         memory = _memory_stats(column("memory_used_bytes").to_numpy(dtype="int64"), groups)
         bar.advance()
-        compute = _compute_stats(column("sm_active_gpu_fraction").to_numpy(dtype="float64"), groups)
+        fraction = column("sm_active_gpu_fraction").to_numpy(dtype="float64")
+        if PEAK_COLUMN in history:  # rows that stand for bins of samples (Prometheus at a coarse step)
+            samples = column(BIN_SAMPLES_COLUMN).to_numpy(dtype="int64") if BIN_SAMPLES_COLUMN in history else None
+            compute = _bin_stats(fraction, column(PEAK_COLUMN).to_numpy(dtype="float64"), samples, groups)
+        else:
+            compute = _compute_stats(fraction, groups)
         bar.advance()
         timing = _timing_stats(millis, groups, window, step)
         evidence = _evidence_stats(millis, column("memory_used_bytes").to_numpy(dtype="int64"), groups)
@@ -110,7 +123,14 @@ def compute_features(
         bar.advance()
         features = [
             _features_of(
-                g, groups, memory, compute, timing, evidence, sharing[g], profile[g], namespace[g], int(processes[g])
+                g,
+                groups,
+                memory,
+                compute,
+                timing,
+                evidence,
+                (sharing[g], profile[g], namespace[g]),
+                int(processes[g]),
             )
             for g in range(groups.count)
         ]
@@ -138,12 +158,19 @@ def _group(workloads: pd.Series, models: pd.Series) -> _Groups:
     present = np.flatnonzero(counts)
     dense = np.full(len(counts), -1, dtype=np.int32)
     dense[present] = np.arange(len(present))
+    ids = dense[combined]
     return _Groups(
-        ids=dense[combined],
+        ids=ids,
         workloads=[w_names[i // len(m_names)] for i in present],
         models=[m_names[i % len(m_names)] for i in present],
         rows=counts[present],
+        order=_stable_order(ids, len(present)),
     )
+
+
+def _stable_order(ids: np.ndarray, count: int) -> np.ndarray:
+    """Row indices grouped by id, stable: numpy radix-sorts ids of 16 bits or fewer."""
+    return np.argsort(ids.astype(np.uint16) if count <= 1 << 16 else ids, kind="stable")
 
 
 def _mode(values: pd.Series, groups: _Groups, ignore: str | None = None) -> list[str]:
@@ -184,8 +211,15 @@ class _Stats:
 _LEVELS = np.array(sorted({*QUANTILE_LEVELS, 0.95, 0.99, 1.0}))
 
 
-def _level(q: float) -> int:
+def _level_of(q: float) -> int:
     return int(np.flatnonzero(np.isclose(_LEVELS, q))[0])
+
+
+_LEVEL_OF = {q: _level_of(q) for q in (*QUANTILE_LEVELS, 0.95, 0.99, 1.0)}  # looked up per workload and level
+
+
+def _level(q: float) -> int:
+    return _LEVEL_OF[q]
 
 
 def group_quantiles(sorted_values: np.ndarray, counts: np.ndarray, levels: np.ndarray) -> np.ndarray:
@@ -210,58 +244,118 @@ def group_quantiles(sorted_values: np.ndarray, counts: np.ndarray, levels: np.nd
     return out
 
 
-def _group_sorted_keys(ids: np.ndarray, values: np.ndarray, n_groups: int) -> tuple[np.ndarray, int]:
-    """Composite keys ``group << bits | value`` sorted (in place, one array): groups in id order, values ascending.
+def _group_sorted_keys(grouped: np.ndarray, counts: np.ndarray, n_groups: int) -> tuple[np.ndarray, int]:
+    """Composite keys ``group << bits | value`` sorted: groups in id order, values ascending.
 
-    ``values`` are non-negative integers; ``keys & ((1 << bits) - 1)`` gives them back.
+    ``grouped`` are non-negative int64 already in group order (``values[_Groups.order]``, a scratch copy: the keys
+    are built in its buffer, so that a history's column is not held twice), ``counts`` their rows per group;
+    ``keys & ((1 << bits) - 1)`` gives the values back.
     """
-    value_bits = max(int(values.max()).bit_length(), 1) if len(values) else 1
+    value_bits = max(int(grouped.max()).bit_length(), 1) if len(grouped) else 1
     group_bits = max(int(n_groups - 1).bit_length(), 1)
     if value_bits + group_bits > 63:
         raise ValueError(f"values of {value_bits} bits do not fit beside {n_groups} groups in 64 bits")
-    keys = ids.astype(np.int64)
-    keys <<= value_bits
-    keys |= values
-    keys.sort()
+    keys = grouped if grouped.dtype == np.int64 else grouped.astype(np.int64)
+    _or_group_ids(keys, counts, value_bits)
+    keys.sort(kind="stable")  # timsort: in group order already, only each group's values need merging
     return keys, value_bits
 
 
-def _sorted_by_group(ids: np.ndarray, values: np.ndarray, n_groups: int) -> np.ndarray:
-    """Non-negative integer ``values`` sorted within groups, groups in id order, via one composite-key sort."""
-    keys, bits = _group_sorted_keys(ids, values, n_groups)
+def _or_group_ids(keys: np.ndarray, counts: np.ndarray, shift: int) -> None:
+    """``keys |= group << shift`` in place for rows in group order, a slice of rows at a time: no array of a group
+    id per row (as ``np.repeat`` over all rows would make)."""
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    for lo in range(0, len(keys), _SLICE_ROWS):
+        hi = min(lo + _SLICE_ROWS, len(keys))
+        first, last = np.searchsorted(ends, [lo, hi - 1], side="right")
+        span = np.arange(first, last + 1, dtype=np.int64)
+        rows = np.minimum(ends[span], hi) - np.maximum(starts[span], lo)
+        ids = np.repeat(span, rows)
+        ids <<= shift
+        keys[lo:hi] |= ids
+
+
+def _sorted_by_group(grouped: np.ndarray, counts: np.ndarray, n_groups: int) -> np.ndarray:
+    """Non-negative integers in group order (a scratch copy, reused), sorted within their groups
+    (``_group_sorted_keys``)."""
+    keys, bits = _group_sorted_keys(grouped, counts, n_groups)
     keys &= (1 << bits) - 1
     return keys
 
 
 def _memory_stats(memory: np.ndarray, groups: _Groups) -> _Stats:
     counts = np.bincount(groups.ids, minlength=groups.count)
-    ordered = _sorted_by_group(groups.ids, memory, groups.count)
-    as_float = memory.astype(np.float64)
+    total = np.bincount(groups.ids, weights=memory.astype(np.float64), minlength=groups.count)
+    ordered = _sorted_by_group(memory[groups.order], counts, groups.count)
     return _Stats(
         count=counts,
-        total=np.bincount(groups.ids, weights=as_float, minlength=groups.count),
+        total=total,
         squares=np.zeros(groups.count),
         active=np.zeros(groups.count),
         quantiles=group_quantiles(ordered, counts, _LEVELS),
     )
 
 
+def _fraction_quantiles(grouped: np.ndarray, counts: np.ndarray, n_groups: int) -> np.ndarray:
+    """Quantiles per group of fractions in group order (a scratch copy: scaled in place), sorted as integers."""
+    # as many bits as the group ids leave free in an int64 key: 51 for 2,000 groups (exact to 4e-16), 40 at worst
+    bits = max(_FRACTION_BITS, min(52, 62 - max(int(n_groups - 1).bit_length(), 1)))
+    scale = float(1 << bits)
+    grouped *= scale
+    np.rint(grouped, out=grouped)
+    ordered = _sorted_by_group(_as_int64_in_place(grouped), counts, n_groups)
+    return group_quantiles(ordered, counts, _LEVELS) / scale
+
+
+def _as_int64_in_place(values: np.ndarray) -> np.ndarray:
+    """Whole-number float64 as int64 in their own buffer (``values`` is spent), a slice at a time: no second array
+    of every row."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    out = values.view(np.int64)
+    for lo in range(0, len(values), _SLICE_ROWS):
+        out[lo : lo + _SLICE_ROWS] = values[lo : lo + _SLICE_ROWS].astype(np.int64)
+    return out
+
+
+def _bin_stats(mean: np.ndarray, peak: np.ndarray, samples: np.ndarray | None, groups: _Groups) -> _Stats:
+    """Compute statistics of rows that each stand for a bin of ``samples`` samples (None: one) of which only the
+    mean and the largest are known: each bin as its largest once and the rest at the level that keeps its mean —
+    the least spread the two allow (``bin_values``). A one-minute burst in an idle bin is then itself and a busy
+    bin all busy, so quantiles, duty cycle and burstiness stay near the per-sample ones and the mean is exact,
+    where the bins' means alone average bursts away and their maxima alone count each burst five times."""
+    measured = ~(np.isnan(mean) | np.isnan(peak))
+    order = groups.order[measured[groups.order]]  # the measured rows, in group order
+    k = np.ones(len(order), dtype=np.int64) if samples is None else np.maximum(samples[order], 1)
+    values = bin_values(mean[order], peak[order], k)
+    ids = np.repeat(groups.ids[order], k)
+    counts = np.bincount(ids, minlength=groups.count)
+    return _Stats(
+        count=counts,
+        total=np.bincount(ids, weights=values, minlength=groups.count),
+        squares=np.bincount(ids, weights=np.square(values), minlength=groups.count),
+        active=np.bincount(ids[values > IDLE_GPU_FRACTION], minlength=groups.count),
+        quantiles=_fraction_quantiles(values.copy(), counts, groups.count),
+    )
+
+
+def bin_values(mean: np.ndarray, peak: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """Each bin as ``samples`` values: its largest once, then the rest at the level that keeps the bin's mean."""
+    k = np.maximum(samples.astype(np.int64), 1)
+    top = np.maximum(peak, mean)
+    rest = np.clip((k * mean - top) / np.maximum(k - 1, 1), 0.0, top)
+    values = np.repeat(rest, k)
+    values[np.cumsum(k) - k] = top
+    return values
+
+
 def _compute_stats(fraction: np.ndarray, groups: _Groups) -> _Stats:
     measured = ~np.isnan(fraction)
-    ids, x = (groups.ids, fraction) if measured.all() else (groups.ids[measured], fraction[measured])
-    del measured
+    everywhere = bool(measured.all())
+    ids, x = (groups.ids, fraction) if everywhere else (groups.ids[measured], fraction[measured])
+    order = groups.order if everywhere else groups.order[measured[groups.order]]
     counts = np.bincount(ids, minlength=groups.count)
-    # as many bits as the group ids leave free in an int64 key: 51 for 2,000 groups (exact to 4e-16), 40 at worst
-    bits = max(_FRACTION_BITS, min(52, 62 - max(int(groups.count - 1).bit_length(), 1)))
-    scale = float(1 << bits)
-    scaled = x * scale
-    np.rint(scaled, out=scaled)
-    as_int = scaled.astype(np.int64)
-    del scaled
-    ordered = _sorted_by_group(ids, as_int, groups.count)
-    del as_int
-    quantiles = group_quantiles(ordered, counts, _LEVELS) / scale
-    del ordered
+    quantiles = _fraction_quantiles(fraction[order], counts, groups.count)
     return _Stats(
         count=counts,
         total=np.bincount(ids, weights=x, minlength=groups.count),
@@ -280,7 +374,10 @@ class _Timing:
 
 def _timing_stats(millis: np.ndarray, groups: _Groups, window: Window | None, step: timedelta | None) -> _Timing:
     first = int(millis.min())
-    keys, bits = _group_sorted_keys(groups.ids, millis - first, groups.count)  # (group, time) sorted
+    grouped = millis[groups.order]
+    grouped -= first
+    keys, bits = _group_sorted_keys(grouped, groups.rows, groups.count)  # (group, time) sorted
+    del grouped
     mask = (1 << bits) - 1
     offsets = np.concatenate(([0], np.cumsum(groups.rows)))
     distinct = np.empty(groups.count, dtype=np.int64)
@@ -303,8 +400,7 @@ def _timing_stats(millis: np.ndarray, groups: _Groups, window: Window | None, st
         devices[lo:hi] = np.maximum.reduceat(np.diff(np.append(starts, len(part))), run_offsets)
         gaps = np.diff(part[starts] & mask)
         gaps[run_offsets[1:] - 1] = 0  # the step from one group's last time to the next group's first
-        values, counts = np.unique(gaps[gaps > 0], return_counts=True)
-        for value, count in zip(values.tolist(), counts.tolist(), strict=True):
+        for value, count in _value_counts(gaps[gaps > 0]):
             gap_counts[value] = gap_counts.get(value, 0) + count
         lo = hi
     del keys
@@ -332,10 +428,18 @@ def _evidence_stats(millis: np.ndarray, memory: np.ndarray, groups: _Groups) -> 
     np.minimum.at(first, groups.ids, millis)
     np.maximum.at(last, groups.ids, millis)
     span = last - first
-    early = millis <= first[groups.ids] + span[groups.ids] // 2
+    early = millis <= (first + span // 2)[groups.ids]
     early_peak = np.zeros(groups.count, dtype=np.int64)
-    np.maximum.at(early_peak, groups.ids[early], memory[early])
+    np.maximum.at(early_peak, groups.ids, np.where(early, memory, 0))  # 0 never raises a peak that starts at 0
     return _Evidence(span_ms=span, early_peak=early_peak)
+
+
+def _value_counts(values: np.ndarray) -> list[tuple[int, int]]:
+    """``np.unique(values, return_counts=True)`` as pairs, sorted by timsort: gaps are mostly the sampling step,
+    long runs of one value that it passes over."""
+    values = np.sort(values, kind="stable")
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]]) if len(values) else np.zeros(0, dtype=np.int64)
+    return list(zip(values[starts].tolist(), np.diff(starts, append=len(values)).tolist(), strict=True))
 
 
 def _median_of_counts(counts: dict[int, int]) -> float:
@@ -364,11 +468,10 @@ def _features_of(
     compute: _Stats,
     timing: _Timing,
     evidence: _Evidence,
-    sharing: str,
-    profile: str,
-    namespace: str,
+    labels: tuple[str, str, str],
     processes: int,
 ) -> WorkloadFeatures:
+    sharing, profile, namespace = labels
     n = int(memory.count[g])
     mq = memory.quantiles[g]
     m = int(compute.count[g])

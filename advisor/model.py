@@ -151,7 +151,7 @@ class Decision:
     compute_limit_gpu_fraction: float
     replicas: int | None  # time-slicing (and MPS): workloads per GPU
     mps_active_thread_percentage: int | None
-    headroom: float  # the margin added over the measured envelope, e.g. 0.15
+    headroom: float  # the margin its memory need holds over its own peak: 0.15, or more where the evidence says
     reasons: tuple[str, ...]  # plain sentences with their numbers
     risk: Risk
     # MPS: the trust domain (a namespace, or a class) whose workloads, and only those, may share an MPS server

@@ -80,17 +80,23 @@ def load_file(path: Path, window: timedelta | None) -> SourceData:
 
 
 def from_history(
-    history: pd.DataFrame, description: str, window: timedelta | None, *, for_replay: bool = False
+    history: pd.DataFrame,
+    description: str,
+    window: timedelta | None,
+    *,
+    for_replay: bool = False,
+    features: list[WorkloadFeatures] | None = None,
 ) -> SourceData:
     """What a validated history (``read_history``'s frame) gives the advisor over the trailing ``window``
     (``None``: all of it). The backtest calls this with the history before an origin and ``for_replay``: it needs
-    the decisions and the plan, not the report's sentence on today's fleet or the nodes for a rollout."""
+    the decisions and the plan, not the report's sentence on today's fleet or the nodes for a rollout. Prometheus
+    passes the ``features`` it already reduced from these rows (with the process counts the rows lack)."""
     from advisor.features import compute_features, trailing_window
 
     if history.empty:
         raise BadInput(f"{description}: the history has no samples")
     if window is None:  # the whole history
-        features = compute_features(history, None)
+        features = features if features is not None else compute_features(history, None)
         span = Window(start=history["timestamp"].min().to_pydatetime(), end=history["timestamp"].max().to_pydatetime())
         rows = history
     else:
@@ -100,11 +106,9 @@ def from_history(
         # report the span the history covers, not more: 14 days asked of 23 hours of history is 23 hours
         first = history["timestamp"].min().to_pydatetime()
         span = Window(start=max(span.start, first), end=span.end)
-    gpus_now = {str(m): int(n) for m, n in rows.groupby("gpu_model", observed=True)["gpu_uuid"].nunique().items()}
-    per_node = rows.groupby(["gpu_model", "node"], observed=True)["gpu_uuid"].nunique().groupby(level=0).max()
+    gpus_now, per_node_counts = gpus_seen(rows)
     presence = Presence.from_history(rows)
     today = None if for_replay else today_from_history(rows).sentence()
-    per_node_counts = {str(m): int(n) for m, n in per_node.items()}
     busy = BusyGpus.from_history(rows, presence.bin_s)
     cobusy = CoBusy.from_history(rows)
     shared = SharedToday.from_history(rows)
@@ -121,6 +125,27 @@ def from_history(
         shared,
         inventory=None if for_replay else tuple(inventory_from_history(rows)),
     )
+
+
+def gpus_seen(rows: pd.DataFrame) -> tuple[dict[str, int], dict[str, int]]:
+    """Distinct GPUs per GPU model in the rows, and the most of them on one node: a (node x GPU) table of what was
+    seen per model, from the categoricals' codes (a groupby's nunique over 28 M rows held 0.85 GiB more)."""
+    import numpy as np
+
+    from advisor.row_scans import label_codes
+
+    model, models = label_codes(rows["gpu_model"])
+    node, nodes = label_codes(rows["node"])
+    uuid, uuids = label_codes(rows["gpu_uuid"])
+    in_all: dict[str, int] = {}
+    most_on_a_node: dict[str, int] = {}
+    for m in np.flatnonzero(np.bincount(model.astype(np.int64), minlength=len(models))):
+        mine = model == m
+        seen = np.zeros((len(nodes), len(uuids)), dtype=bool)
+        seen[node[mine], uuid[mine]] = True
+        in_all[models[m]] = int(seen.any(axis=0).sum())
+        most_on_a_node[models[m]] = int(seen.sum(axis=1).max())
+    return in_all, most_on_a_node
 
 
 # One series per GPU seen in the window, from slicewise's exporter and from dcgm-exporter (deduplicated by UUID).

@@ -15,9 +15,11 @@ create-blocks-from rules`` (two passes: the per-workload rules read the per-devi
 Measured, each in a fresh process (its ``ru_maxrss`` is its own) against a freshly started Prometheus (its
 ``VmHWM`` is the peak RSS of that run, start-up included), served with ``--query.lookback-delta=59s`` (backfilled
 data has no staleness markers): ``advise --history`` (the file path), ``advise --prometheus`` with raw series,
-and with ``--prometheus.recording-rules``. Queries, samples read (``totalQueryableSamples``) and the most samples
-one query held (``peakSamples``) come from Prometheus's own ``stats=all``. Agreement: the decisions (mode and MIG
-profile per workload) of each Prometheus run against the file's.
+with ``--prometheus.recording-rules`` (its default 5-minute bins) and with the rules every minute (``RUNS``).
+Queries, samples read (``totalQueryableSamples``) and the most samples one query held (``peakSamples``) come from
+Prometheus's own ``stats=all``. Agreement: the decisions (mode and MIG
+profile per workload) and GPUs needed of each Prometheus run against the file's; the per-minute runs' features
+against the file's too (the binned run's differ by design: docs/prometheus.md).
 """
 
 from __future__ import annotations
@@ -208,6 +210,20 @@ def measure(args: list[str]) -> dict[str, Any]:
     raise RuntimeError(f"the measured run failed: {proc.stderr[-3000:]}")
 
 
+# what each size is advised with: the raw series (every minute, the default), the recording rules at their default
+# 5-minute bins (the recommended path), and the rules every minute (the same figures as the raw path)
+RUNS: tuple[tuple[str, list[str]], ...] = (
+    ("raw", []),
+    ("rules", ["--prometheus.recording-rules"]),
+    ("rules_1m", ["--prometheus.recording-rules", "--prometheus.step", "1m"]),
+)
+LABELS = {
+    "raw": "`--prometheus`",
+    "rules": "`--prometheus.recording-rules` (5 min bins)",
+    "rules_1m": "`--prometheus.recording-rules --prometheus.step 1m`",
+}
+
+
 def run_size(gpus: int, days: float, workdir: Path) -> dict[str, Any]:
     info = prepare(gpus, days, workdir)
     here = workdir / f"{gpus}gpus-{days:g}d"
@@ -215,7 +231,7 @@ def run_size(gpus: int, days: float, workdir: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"gpus": gpus, "days": days, **info}
     # advise alone (the backtest, which both paths run by default now, has its own benchmark: backtest.py)
     out["file"] = measure(["advise", "--history", str(here / "history.parquet"), "--format", "json", "--no-backtest"])
-    for name, extra in (("raw", []), ("rules", ["--prometheus.recording-rules"])):
+    for name, extra in RUNS:
         with serving(here / "tsdb", here) as (url, pid):
             idle = _hwm_mb(pid)
             args = [
@@ -233,10 +249,12 @@ def run_size(gpus: int, days: float, workdir: Path) -> dict[str, Any]:
             run = measure([*args, "--prometheus.timeout", "30m", *extra])
             run["prometheus_peak_rss_mb"] = _hwm_mb(pid)
             run["prometheus_rss_at_start_mb"] = idle
-            run |= features_agree(here, url, recorded=name == "rules")
+            if name in ("raw", "rules_1m"):  # the per-minute readings: their features are the file's
+                run |= features_agree(here, url, recorded=name != "raw")
         decisions, want = run.pop("decisions", {}), out["file"]["decisions"]
         run["agree"] = sum(decisions.get(k) == v for k, v in want.items())
         run["of"] = len(want)
+        run["file_gpus_needed"] = out["file"].get("gpus_needed")
         out[name] = run
     out["file"].pop("decisions", None)
     return out
@@ -277,20 +295,24 @@ def features_agree(here: Path, url: str, recorded: bool) -> dict[str, Any]:
 def table(results: list[dict[str, Any]]) -> str:
     lines = [
         "| GPUs (history samples) | path | advise wall (reading) | advise RSS | Prometheus peak RSS | queries"
-        " | most samples in one query | samples read (x history) | features = file's | decisions = file's |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        " | most samples in one query | samples read (x history) | features = file's | decisions = file's"
+        " | GPUs needed (file's) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         size = f"{r['gpus']} ({r['rows'] / 1e6:.1f} M)"
         f = r["file"]
-        lines.append(f"| {size} | `--history` | {f['wall_s']:.1f} s | {f['rss_mb']:.0f} MB | | | | | | |")
-        for name, label in (("raw", "`--prometheus`"), ("rules", "`--prometheus --prometheus.recording-rules`")):
+        lines.append(
+            f"| {size} | `--history` | {f['wall_s']:.1f} s | {f['rss_mb']:.0f} MB | | | | | | | {f['gpus_needed']} |"
+        )
+        for name, label in LABELS.items():
             m = r[name]
+            same = f"{m['features_same']}/{m['features_of']}" if "features_same" in m else "(binned)"
             lines.append(
                 f"| {size} | {label} | {m['wall_s']:.1f} s ({m['read_s']:.1f} s) | {m['rss_mb']:.0f} MB"
                 f" | {m['prometheus_peak_rss_mb']:.0f} MB | {m['queries']} | {m['peak_samples'] / 1e6:.2f} M"
                 f" | {m['samples_read'] / 1e6:.1f} M ({m['samples_read'] / r['rows']:.2f}x)"
-                f" | {m['features_same']}/{m['features_of']} | {m['agree']}/{m['of']} |"
+                f" | {same} | {m['agree']}/{m['of']} | {m.get('gpus_needed')} ({m['file_gpus_needed']}) |"
             )
     return "\n".join(lines)
 
@@ -304,7 +326,7 @@ def projection(results: list[dict[str, Any]]) -> str:
     rows = np.array([r["rows"] for r in results], float)
     per_gpu = float(rows[-1] / results[-1]["gpus"])
     lines = []
-    for name in ("raw", "rules", "file"):
+    for name in (*LABELS, "file"):
         key = "wall_s" if name == "file" else "read_s"
         times = np.array([r[name][key] for r in results])
         slope, fixed = np.polyfit(rows, times, 1) if len(rows) > 1 else (times[0] / rows[0], 0.0)

@@ -36,7 +36,13 @@ REQUIRED_COLUMNS: dict[str, str] = {
 OPTIONAL_COLUMNS: dict[str, str] = {
     "namespace": "string",
     "process_count": "int64",
+    # a row that stands for a bin of samples (Prometheus read at a coarse step): sm_active_gpu_fraction is the bin's
+    # mean and this its largest value, from which the compute quantiles are taken (advisor/features.py)
+    "sm_active_peak_gpu_fraction": "float64",
+    "bin_samples": "int64",  # how many samples such a row stands for (absent: each row is its bin's largest)
 }
+PEAK_COLUMN = "sm_active_peak_gpu_fraction"
+BIN_SAMPLES_COLUMN = "bin_samples"
 
 # The simulator knows each workload's true archetype and writes it beside the history as <file>.truth.csv.
 TRUTH_SUFFIX = ".truth.csv"

@@ -87,8 +87,9 @@ def replay(rows: pd.DataFrame, rec: Recommendation, anchor: datetime, step_s: in
     # one entry per (workload, step) present, with the devices (rows) there: the pools' occupancy
     pair, devices = _counted(k.astype(np.int64) * n_bins + b)
     pair_key, pair_bin = pair // n_bins, pair % n_bins
+    del pair
     per["queued"] = _queued(g, pair_key, pair_bin, devices, n_bins, n_keys)
-    del pair, pair_key, pair_bin, devices
+    del pair_key, pair_bin, devices
     # workloads on time-slicing and MPS GPUs: their rows only
     on_shared = np.zeros(n_keys, dtype=bool)
     on_shared[g.shared.key] = True
@@ -156,9 +157,13 @@ def _queued(
     pool = g.pool[pair_key]
     placed = pool != NO_POOL
     cell = pool[placed] * n_bins + pair_bin[placed]
-    present = np.bincount(cell, weights=devices[placed], minlength=len(g.slots) * n_bins)
-    over = present[cell] > g.slots[pool[placed]]
-    return np.bincount(pair_key[placed][over], weights=devices[placed][over], minlength=n_keys).astype(np.int64)
+    del pool
+    weight = devices[placed]
+    present = np.bincount(cell, weights=weight, minlength=len(g.slots) * n_bins)
+    # over its slots, per (pool, step) cell, then per pair: no per-pair arrays of presence and slots
+    over = (present > np.repeat(g.slots, n_bins))[cell]
+    del cell
+    return np.bincount(pair_key[placed][over], weights=weight[over], minlength=n_keys).astype(np.int64)
 
 
 def _shared(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from advisor.model import Mode, PlannedGpu
@@ -46,24 +47,51 @@ def planned_setup(g: PlannedGpu) -> str:
     return "mps" if g.mode == Mode.MPS else "whole"
 
 
-def _setup(rows: pd.DataFrame) -> str:
-    profiles = sorted({str(p) for p in rows["mig_profile"] if str(p)})
-    if profiles:
-        return "mig:" + ",".join(profiles)
-    return "mps" if (rows["sharing"] == "mps").any() else "whole"
-
-
 def inventory_from_history(rows: pd.DataFrame) -> tuple[NodeNow, ...]:
-    """One ``NodeNow`` per node in the rows (a validated history, already cut to the window)."""
-    columns = ["node", "gpu_uuid", "gpu_model", "workload", "mig_profile", "sharing"]
-    seen = rows[columns].drop_duplicates().astype(str)  # one row per distinct fact: a 14-day history is millions
-    nodes: list[NodeNow] = []
-    for node, per_node in seen.groupby("node", sort=True):
-        gpu_model = str(per_node.groupby("gpu_model")["gpu_uuid"].nunique().idxmax())
-        mine = per_node[per_node["gpu_model"] == gpu_model]
+    """One ``NodeNow`` per node in the rows (a validated history, already cut to the window).
+
+    A 14-day history is millions of rows but a few thousand facts: the rows are reduced to integer codes, and to
+    the distinct (node, GPU, model) slots and what each slot showed, before any string is looked at."""
+    from advisor.row_scans import combined_key, dense_codes, label_codes, split_key
+
+    if rows.empty:
+        return ()
+    node, nodes = label_codes(rows["node"])
+    gpu, uuids = label_codes(rows["gpu_uuid"])
+    model, models = label_codes(rows["gpu_model"])
+    sizes = [len(nodes), len(uuids), len(models)]
+    slot, slots = dense_codes(combined_key([node, gpu, model], sizes))  # a slot: a GPU on a node, as one model
+    node_of, gpu_of, model_of = split_key(slots, sizes)
+    workloads = _seen(slot, len(slots), rows["workload"])
+    profiles = _seen(slot, len(slots), rows["mig_profile"])
+    sharing = _seen(slot, len(slots), rows["sharing"])
+    out: list[NodeNow] = []
+    for n in sorted(set(node_of.tolist()), key=lambda n: nodes[n]):
+        mine = np.flatnonzero(node_of == n)
+        gpus_per_model = Counter(models[m] for m in model_of[mine].tolist())  # slots are distinct GPUs
+        gpu_model = max(sorted(gpus_per_model), key=lambda m: gpus_per_model[m])  # ties: alphabetical first
+        on_model = [s for s in mine.tolist() if models[model_of[s]] == gpu_model]
+        on_model.sort(key=lambda s: uuids[gpu_of[s]])
         gpus = tuple(
-            GpuNow(str(uuid), _setup(g), tuple(sorted({str(w) for w in g["workload"]})))
-            for uuid, g in mine.groupby("gpu_uuid", sort=True)
+            GpuNow(uuids[gpu_of[s]], _setup(profiles[s], sharing[s]), tuple(sorted(workloads[s]))) for s in on_model
         )
-        nodes.append(NodeNow(str(node), gpu_model, gpus))
-    return tuple(nodes)
+        out.append(NodeNow(nodes[n], gpu_model, gpus))
+    return tuple(out)
+
+
+def _seen(slot: np.ndarray, n_slots: int, values: pd.Series) -> list[set[str]]:
+    """Per slot, the distinct values of a column in its rows."""
+    from advisor.row_scans import combined_key, distinct_keys, label_codes
+
+    codes, labels = label_codes(values)
+    out: list[set[str]] = [set() for _ in range(n_slots)]
+    for pair in distinct_keys(combined_key([slot, codes], [n_slots, len(labels)])).tolist():
+        out[pair // len(labels)].add(labels[pair % len(labels)])
+    return out
+
+
+def _setup(profiles: set[str], sharing: set[str]) -> str:
+    named = sorted(p for p in profiles if p)
+    if named:
+        return "mig:" + ",".join(named)
+    return "mps" if "mps" in sharing else "whole"

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from advisor.configs.naming import ALL_DISABLED, node_key
 from advisor.model import FleetPlan, Mode, PlannedGpu
@@ -43,9 +44,9 @@ class PlannedNode:
         """A stable name for the slot, e.g. ``h100-80gb-node-3``, used where no real node is known for it."""
         return f"{self.catalogue.key.lower()}-node-{self.slot}"
 
-    @property
+    @cached_property
     def setup(self) -> NodeSetup:
-        """What its device-plugin config must say (plan/node_setup.py)."""
+        """What its device-plugin config must say (plan/node_setup.py); worked out once, the configs ask often."""
         return node_setup(self.gpus)
 
     @property

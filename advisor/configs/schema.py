@@ -16,6 +16,9 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+# libyaml's parser where PyYAML was built with it, for the round trip in MigPartedConfigMap (same safe loading)
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 MIG_PROFILE_NAME = r"^[1-8]g\.\d+gb(\+me)?$"  # 1g.10gb, 3g.40gb, 1g.10gb+me (GI profiles; no c-suffix CI names)
 PCI_DEVICE_ID = r"^0x[0-9A-F]{4}10DE$"  # device id + NVIDIA's vendor id, as mig-parted's device-filter spells it
 K8S_NAME = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"  # DNS-1123 subdomain (config names, ConfigMap keys, namespaces)
@@ -147,7 +150,7 @@ class MigPartedConfigMap(_Strict):
     def _parses(cls, data: dict[str, str]) -> dict[str, str]:
         if "config.yaml" not in data:
             raise ValueError("the MIG manager's ConfigMap needs the key config.yaml")
-        MigPartedConfig.model_validate(yaml.safe_load(data["config.yaml"]))
+        MigPartedConfig.model_validate(yaml.load(data["config.yaml"], Loader=_SafeLoader))
         return data
 
 

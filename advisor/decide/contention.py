@@ -39,24 +39,23 @@ class CoBusy:
 
     @classmethod
     def from_history(cls, rows: pd.DataFrame) -> CoBusy:
-        from advisor.plan.presence import _codes
+        from advisor.row_scans import combined_key, epoch_seconds, label_codes, run_starts, runs_of
 
-        seconds = rows["timestamp"].to_numpy("datetime64[s]").astype(np.int64)
+        seconds = epoch_seconds(rows)
         distinct = np.unique(seconds[:: max(1, len(seconds) // 100_000)]) if len(seconds) else seconds
         step = max(1, int(np.median(np.diff(distinct)))) if len(distinct) > 1 else 60
         measured = rows["sm_active_gpu_fraction"].to_numpy(dtype="float64")
         busy = ~np.isnan(measured) & (measured > IDLE_GPU_FRACTION)
         if not busy.any():
             return cls({}, step)
-        workload, names = _codes(rows["workload"])
-        model, models = _codes(rows["gpu_model"])
-        key = (workload * len(models) + model)[busy]
-        steps = ((seconds - seconds.min() + step // 2) // step)[busy]
-        order = np.lexsort((steps, key))  # by key, then step
-        key, steps = key[order], steps[order]
-        keep = np.r_[True, (key[1:] != key[:-1]) | (steps[1:] != steps[:-1])]  # one entry per (key, step)
-        key, steps = key[keep], steps[keep]
-        edges = np.flatnonzero(np.r_[True, key[1:] != key[:-1], True])
+        workload, names = label_codes(rows["workload"], rows=busy)
+        model, models = label_codes(rows["gpu_model"], rows=busy)
+        key = combined_key([workload, model], [len(names), len(models)])
+        del workload, model
+        steps = _busy_steps(seconds, busy, step)
+        del seconds, busy, measured
+        key, steps, _ = runs_of(key, steps)  # one entry per (key, step), by key, then step
+        edges = np.append(run_starts(key), len(key))
         out: dict[WorkloadKey, np.ndarray] = {}
         for a, b in itertools.pairwise(edges.tolist()):
             k = int(key[a])
@@ -81,6 +80,15 @@ class CoBusy:
             cached = _PoolBusy.of(len(pool), others)
             self._pools[pool] = cached
         return cached
+
+
+def _busy_steps(seconds: np.ndarray, busy: np.ndarray, step: int) -> np.ndarray:
+    """The sampling step of each busy row, the nearest one counted from the first sample: int32 where the steps
+    fit, half the memory of int64 over every busy row."""
+    steps = seconds[busy]
+    steps -= int(seconds.min()) - step // 2
+    steps //= step
+    return steps.astype(np.int32) if len(steps) and int(steps.max()) < 1 << 31 else steps
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ that it is not. tests/advisor/test_decide_properties.py holds this as a property
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from advisor.decide.demand import Demand, pct
@@ -69,7 +70,19 @@ def near_line(decision: Decision, d: Demand, gpu: GpuModel, rules: Rules) -> str
 
 
 def with_margin(decision: Decision, d: Demand, gpu: GpuModel, rules: Rules) -> Decision:
+    """The decision with the headroom its workload was really sized with, and a "Near the line" reason where a few
+    percent would change it."""
+    decision = replace(decision, headroom=effective_headroom(decision, d))
     sentence = near_line(decision, d, gpu, rules)
     if sentence is None:
         return decision
     return replace(decision, near_line=True, reasons=(*decision.reasons, sentence))
+
+
+def effective_headroom(decision: Decision, d: Demand) -> float:
+    """The margin over the workload's own peak that its memory need holds: the rules' base headroom, or more where
+    the evidence (calibrated headroom, what its class reaches) sized it larger. Configs that size from the peak
+    and this figure (nos's ``gpu-<N>gb``) then ask for what the advisor itself needs."""
+    if d.memory_peak_bytes <= 0:
+        return decision.headroom
+    return max(decision.headroom, math.ceil((d.memory_need_bytes / d.memory_peak_bytes - 1) * 1e4) / 1e4)

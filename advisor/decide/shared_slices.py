@@ -39,30 +39,43 @@ class SharedToday:
     @classmethod
     def from_history(cls, rows: pd.DataFrame) -> SharedToday:
         from advisor.decide.fits import instances_per_gpu
-        from advisor.plan.presence import _codes
+        from advisor.row_scans import combined_key, epoch_seconds, label_codes, most_at_once, split_key
 
-        mig = rows[rows["sharing"] == "mig"]
-        if mig.empty:
+        mig = np.asarray(rows["sharing"] == "mig")
+        if not mig.any():
             return cls(frozenset())
-        gpu, _ = _codes(mig["gpu_uuid"])
-        model, models = _codes(mig["gpu_model"])
-        profile, profiles = _codes(mig["mig_profile"])
-        workload, names = _codes(mig["workload"])
-        seconds = mig["timestamp"].to_numpy("datetime64[s]").astype(np.int64)
-        frame = pd.DataFrame({"gpu": gpu, "model": model, "profile": profile, "time": seconds, "workload": workload})
-        device = ["gpu", "model", "profile"]
-        at_once = frame.drop_duplicates().groupby([*device, "time"]).size().groupby(level=[0, 1, 2]).max()
-        keys: set[WorkloadKey] = set()
-        for index, n in at_once.items():
-            g, m, p = (int(v) for v in index)  # type: ignore[attr-defined]
+        gpu, uuids = label_codes(rows["gpu_uuid"], rows=mig)
+        model, models = label_codes(rows["gpu_model"], rows=mig)
+        profile, profiles = label_codes(rows["mig_profile"], rows=mig)
+        workload, names = label_codes(rows["workload"], rows=mig)
+        sizes = [len(uuids), len(models), len(profiles)]
+        devices, most = most_at_once(combined_key([gpu, model, profile], sizes), epoch_seconds(rows)[mig], workload)
+        over: list[tuple[int, int, int]] = []  # (GPU, model, profile) with more workloads at once than slices
+        for g, m, p, n in zip(*(c.tolist() for c in split_key(devices, sizes)), most.tolist(), strict=True):
             known = find_model(models[m])
             name = profiles[p]
             if known is None or not any(x.name == name for x in known.profiles):
                 continue
-            if int(n) > instances_per_gpu(known.key, name):
-                on = np.unique(workload[(gpu == g) & (profile == p)])
-                keys.update(WorkloadKey(names[w], models[m]) for w in on)
-        return cls(frozenset(keys))
+            if n > instances_per_gpu(known.key, name):
+                over.append((g, m, p))
+        if not over:
+            return cls(frozenset())
+        slot = combined_key([gpu, profile], [len(uuids), len(profiles)])  # a GPU's instances of one profile
+        on = _workloads_on(slot, workload, {g * len(profiles) + p for g, _, p in over})
+        return cls(frozenset(WorkloadKey(names[w], models[m]) for g, m, p in over for w in on[g * len(profiles) + p]))
+
+
+def _workloads_on(slot: np.ndarray, workload: np.ndarray, wanted: set[int]) -> dict[int, list[int]]:
+    """The distinct workloads on each wanted slot (code of a GPU's instances of one profile), from the rows' codes."""
+    from advisor.row_scans import distinct_values
+
+    rows = np.isin(slot, np.fromiter(wanted, dtype=np.int64))
+    n_workloads = int(workload.max()) + 1
+    pairs = distinct_values(slot[rows] * n_workloads + workload[rows])
+    out: dict[int, list[int]] = {s: [] for s in wanted}
+    for pair in pairs.tolist():
+        out[pair // n_workloads].append(pair % n_workloads)
+    return out
 
 
 def share_slices(

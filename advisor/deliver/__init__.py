@@ -12,8 +12,8 @@ from advisor.deliver.email import EmailChannel, SmtpSettings, build_message
 from advisor.deliver.ledger import DeliveryLedger, Status
 from advisor.deliver.package import Attachment, ReportPackage, build_package
 from advisor.deliver.retry import RetryPolicy
-from advisor.deliver.secrets import Secret, read_secret
 from advisor.deliver.slack import SlackBotChannel, SlackWebhookChannel
+from slicewise.secrets import Secret, read_secret
 
 __all__ = [
     "Attachment",

@@ -27,7 +27,7 @@ from advisor.deliver.channel import DeliveryError, Outcome, PeriodLedger
 from advisor.deliver.ledger import Status
 from advisor.deliver.package import ReportPackage
 from advisor.deliver.retry import RetryPolicy, Transient, with_retries
-from advisor.deliver.secrets import Secret
+from slicewise.secrets import Secret
 
 log = logging.getLogger(__name__)
 

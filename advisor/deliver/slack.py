@@ -26,8 +26,8 @@ from advisor.deliver.channel import DeliveryError, Outcome, PeriodLedger
 from advisor.deliver.ledger import Status
 from advisor.deliver.package import Attachment, ReportPackage
 from advisor.deliver.retry import RetryPolicy, Transient, parse_retry_after, with_retries
-from advisor.deliver.secrets import Secret
 from advisor.deliver.slack_blocks import summary_blocks
+from slicewise.secrets import Secret
 
 log = logging.getLogger(__name__)
 # slack_sdk logs request URLs (a webhook URL is a secret) and bodies at DEBUG: keep that off whatever the root says

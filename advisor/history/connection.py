@@ -8,12 +8,23 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TypedDict
 
 from advisor.history.prometheus import PrometheusClient, PrometheusSource
 from slicewise.errors import BadInput
 from slicewise.redact import has_userinfo, redact_url, split_userinfo
+
+RAW_STEP = timedelta(minutes=1)
+RULES_STEP = timedelta(minutes=5)
+STEP_BOUNDS = (timedelta(seconds=15), timedelta(hours=1))  # finer reads samples twice; coarser hides the day's shape
+
+
+def check_step(step: timedelta) -> None:
+    low, high = STEP_BOUNDS
+    if not low <= step <= high or step.total_seconds() * 1000 % 1:
+        raise ValueError(f"a step of {step} is not between {low} and {high} (in whole milliseconds)")
 
 
 @dataclass(frozen=True)
@@ -27,6 +38,7 @@ class PrometheusConnection:
     tenant: str | None = None  # X-Scope-OrgID (Mimir, Cortex, multi-tenant Thanos)
     recording_rules: bool = False  # read deploy/prometheus/slicewise.rules.yml's per-workload series
     max_samples_per_query: int = 10_000_000  # chunks are sized so that no query holds more
+    step: timedelta | None = None  # the advisor's resolution (None: RULES_STEP with recording rules, else RAW_STEP)
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("http://", "https://")):
@@ -41,6 +53,11 @@ class PrometheusConnection:
             raise BadInput("Prometheus: give basic auth (username and password) or a bearer token, not both")
         if self.password is not None and self.username is None:
             raise BadInput("Prometheus: a password needs a username")
+        if self.step is not None:
+            try:
+                check_step(self.step)
+            except ValueError as exc:
+                raise BadInput(f"Prometheus step (--prometheus.step): {exc}") from None
 
     def _verify(self) -> bool | ssl.SSLContext:
         if self.ca_file is None:
@@ -67,7 +84,16 @@ class PrometheusConnection:
             **self._options(),
             recorded=self.recording_rules,
             max_samples_per_query=self.max_samples_per_query,
+            step=self.resolution,
         )
+
+    @property
+    def resolution(self) -> timedelta:
+        """One row per workload and device per this step: the raw series at the exporter's one minute; the
+        recording rules, made to be read fast, in 5-minute bins (memory: the bin's peak; compute: its mean)."""
+        if self.step is not None:
+            return self.step
+        return RULES_STEP if self.recording_rules else RAW_STEP
 
     def client(self) -> PrometheusClient:
         """Instant queries (the GPUs seen in the window)."""

@@ -30,9 +30,10 @@ import pandas as pd
 
 from slicewise.catalogue import GpuModel, find_model, resolve_model
 from slicewise.errors import BadInput
-from slicewise.history_schema import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Sharing, file_format
+from slicewise.history_schema import OPTIONAL_COLUMNS, PEAK_COLUMN, REQUIRED_COLUMNS, Sharing, file_format
 
 log = logging.getLogger(__name__)
+FRACTION_COLUMNS = ("sm_active_gpu_fraction", PEAK_COLUMN)  # NaN: not measured
 STRING_COLUMNS = tuple(c for c, t in {**REQUIRED_COLUMNS, **OPTIONAL_COLUMNS}.items() if t == "string")
 NON_EMPTY_COLUMNS = ("workload", "node", "gpu_uuid", "gpu_model", "sharing")
 # what pandas and other writers put in a text cell for a missing value: never a real node or workload name
@@ -104,7 +105,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         schema = pq.read_schema(path)
         columns = _wanted(list(schema.names), path)
         _flat(schema, columns, path)
-        return read_columns(path, columns, STRING_COLUMNS, nullable=("sm_active_gpu_fraction",))
+        return read_columns(path, columns, STRING_COLUMNS, nullable=FRACTION_COLUMNS)
     except (pa.ArrowException, OSError) as exc:
         raise BadInput(f"{path}: not a readable Parquet file: {exc}") from exc
 
@@ -180,7 +181,7 @@ def _validated(raw: pd.DataFrame, problem: _Problem, driver_models: tuple[GpuMod
             out[column] = _timestamps(values, problem)
         elif column in STRING_COLUMNS:
             out[column] = _strings(values, column, problem)
-        elif column == "sm_active_gpu_fraction":
+        elif column in FRACTION_COLUMNS:
             out[column] = _fractions(values, column, problem)
         else:  # memory_used_bytes, process_count
             out[column] = _counts(values, column, problem)

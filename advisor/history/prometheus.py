@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUS = frozenset({429, 502, 503})
 MAX_STEPS = 11_000  # Prometheus refuses range queries with more points per series
+BINNED_ABOVE = timedelta(seconds=60)  # steps longer than the exporter's scrape interval are read as bins
 PROCESS_STEPS = 10  # process counts are read every 10th step (they change when a pod restarts, not per minute)
 
 
@@ -295,6 +296,7 @@ class PrometheusSource:
         exact_samples: int = 20_000_000,
         strict: bool = False,
         recorded: bool = False,
+        step: timedelta = timedelta(seconds=60),
         concurrency: int = 2,
         verify: bool | str | ssl.SSLContext = True,
         transport: httpx.BaseTransport | None = None,
@@ -306,6 +308,7 @@ class PrometheusSource:
         self.exact_samples, self.show_progress = exact_samples, show_progress
         self.strict = strict  # data without staleness markers: read each step's own sample only (promql.Sampler)
         self.recorded = recorded  # read the recording rules' per-sample series
+        self.step = step  # one row per workload and device per step; coarser than a minute: binned (features())
         self.folds = 0  # after features(): times the samples were folded into summaries (0: quantiles exact)
         self.client = PrometheusClient(
             url,
@@ -331,8 +334,15 @@ class PrometheusSource:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def features(self, window: Window, step: timedelta = timedelta(seconds=60)) -> list[WorkloadFeatures]:
-        """Features of every workload seen in (window.start, window.end], sorted by workload and GPU model."""
+    def features(self, window: Window, step: timedelta | None = None) -> list[WorkloadFeatures]:
+        """Features of every workload seen in (window.start, window.end], sorted by workload and GPU model.
+
+        One value per workload and device per ``step`` (default: the source's). A step longer than a minute (the
+        exporter's scrape interval) reads each step's *bin* — its samples since the previous step — as their
+        maximum for memory and their mean for compute: every memory peak is still seen (an upper bound per
+        sample, never less), compute means are the samples', bursts shorter than the step are averaged out.
+        """
+        step = step or self.step
         if step <= timedelta(0) or window.end <= window.start:
             raise ValueError(f"need a positive step and a non-empty window (got {step}, {window})")
         names = self._metric_names(window)
@@ -341,9 +351,14 @@ class PrometheusSource:
             self.check_recorded(window, names)
         if not (src.slicewise or src.dcgm_memory):
             return []
-        self._sampler = promql.Sampler.strict(step) if self.strict else promql.INSTANT
+        self._binned = step > BINNED_ABOVE
+        self._sampler = promql.Sampler.strict(step) if self.strict or self._binned else promql.INSTANT
         pieces = list(chunks(window, self.chunk or self.chunk_for(window, step, src)))
-        reducer = Reducer(self.exact_samples, timeline=Timeline() if self.keep_rows else None)
+        # a bin stands for step / scrape interval samples: the exporter's 60 s (a faster scrape only weights each
+        # bin's largest value more in the compute quantiles: features._bin_stats)
+        per_bin = max(1, round(step / BINNED_ABOVE))
+        timeline = Timeline(bin_samples=per_bin) if self.keep_rows else None
+        reducer = Reducer(self.exact_samples, bin_samples=per_bin, timeline=timeline)
         with progress("Querying Prometheus (chunks)", total=len(pieces), enabled=self.show_progress) as bar:
             for start, end in pieces:
                 steps = steps_of(start, end, step)
@@ -359,29 +374,45 @@ class PrometheusSource:
     def _queries(self, src: promql.Sources) -> dict[str, str]:
         """The range queries of one chunk: each per-sample series once. Raw process series are added up per
         workload and device here (``reduce.sum_by_device``), not by the server."""
-        s = self._sampler
+        peak, mean = self._sampler.peak(), self._sampler.mean()  # one sample per step: both are the sample
         queries: dict[str, str] = {}
         if self.recorded:  # the rules have no dcgm-exporter fallback: that part is read raw, as below
-            queries["memory"] = promql.recorded_memory(s, src)
-            queries["compute"] = promql.recorded_compute_lean(s, src)
+            queries["memory"] = promql.recorded_memory(peak, src)
+            queries["compute"] = promql.recorded_compute_lean(mean, src)
             if src.slicewise and src.dcgm_activity:
-                queries["mig_activity"] = promql.mig_activity(s, replace(src, gpm=False))
+                queries["mig_activity"] = promql.mig_activity(mean, replace(src, gpm=False))
         else:
             if src.slicewise:
-                queries["process_memory"] = s(promql.PROCESS_MEMORY)
-                queries["process_compute"] = s(promql.GPU_PROCESS_SM)
+                queries["process_memory"] = peak(promql.PROCESS_MEMORY)
+                queries["process_compute"] = mean(promql.GPU_PROCESS_SM)
                 if src.gpm:
-                    queries["gpm"] = s(promql.MIG_SM_ACTIVE)
+                    queries["gpm"] = mean(promql.MIG_SM_ACTIVE)
                 if src.dcgm_activity:
-                    queries["mig_activity"] = promql.mig_activity(s, replace(src, gpm=False))
+                    queries["mig_activity"] = promql.mig_activity(mean, replace(src, gpm=False))
             if src.dcgm_memory:
-                queries["memory"] = promql.dcgm_only_memory(s, src)
-                queries["compute"] = promql.dcgm_only_compute(s, src)
+                queries["memory"] = promql.dcgm_only_memory(peak, src)
+                queries["compute"] = promql.dcgm_only_compute(mean, src)
         if src.slicewise:
-            queries["mps_gpus"] = promql.mps_gpus(s)
+            queries["mps_gpus"] = promql.mps_gpus(peak)
+        if self._binned:  # each bin's largest compute too, for the rows' compute quantiles (``ChunkData``)
+            compute = {"compute", "process_compute", "gpm", "mig_activity"}
+            queries |= {f"{name}_peak": self._with(name, peak, src) for name in compute & queries.keys()}
         return queries
 
+    def _with(self, name: str, s: promql.Sampler, src: promql.Sources) -> str:
+        """Query ``name`` of ``_queries`` read with sampler ``s``."""
+        if name == "compute":
+            if self.recorded:
+                return promql.recorded_compute_lean(s, src)
+            return promql.dcgm_only_compute(s, src)
+        if name == "process_compute":
+            return s(promql.GPU_PROCESS_SM)
+        if name == "gpm":
+            return s(promql.MIG_SM_ACTIVE)
+        return promql.mig_activity(s, replace(src, gpm=False))
+
     _sampler: promql.Sampler = promql.INSTANT
+    _binned: bool = False  # each step reads its bin of samples (a step longer than the scrape interval)
     # the per-sample rows behind the last ``features`` call (timeline.py), None past its cap or when not kept
     keep_rows: bool = True
     rows: pd.DataFrame | None = None
@@ -410,6 +441,11 @@ class PrometheusSource:
                     mps_gpus=answers.get("mps_gpus", []),
                     processes=counts,
                 )
+                if "compute_peak" in answers or "process_compute_peak" in answers:
+                    data.compute_peak = sum_by_device(answers.get("process_compute_peak", []))[0]
+                    data.compute_peak += answers.get("compute_peak", [])
+                    peak_activity = max_by(answers.get("gpm_peak", []), ("gpu_uuid", "gi", "ci"))
+                    data.mig_activity_peak = peak_activity + answers.get("mig_activity_peak", [])
                 if processes is not None:
                     data.processes = processes.result()
                 if meta is not None:
@@ -422,7 +458,7 @@ class PrometheusSource:
         """Most processes per workload and device in the chunk, read every ``PROCESS_STEPS``-th step."""
         every = timedelta(milliseconds=steps.step_ms * min(PROCESS_STEPS, steps.count))
         span = end - start - timedelta(milliseconds=1)
-        expr = promql.over_time("max", promql.device_processes(self._sampler), span, every)
+        expr = promql.over_time("max", promql.device_processes(self._sampler.peak()), span, every)
         return {device_key(s.labels): int(s.value) for s in self.client.query(expr, end)}
 
     def _meta(self, start: datetime, end: datetime) -> tuple[dict[str, str], dict[tuple[str, ...], str]]:

@@ -30,7 +30,7 @@ of that step or nothing, at about 6x the server's work.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from advisor.history import dcgm
@@ -55,19 +55,30 @@ def duration(value: timedelta) -> str:
 @dataclass(frozen=True)
 class Sampler:
     """How a raw selector is read at each evaluation time: plain (lookback and staleness markers), or strictly the
-    last sample within ``lookback`` (for data without staleness markers)."""
+    samples within ``lookback`` (data without staleness markers; a step coarser than the scrape interval),
+    combined by ``function``: ``last``, ``max`` (memory: nothing between two steps is missed) or ``avg``
+    (compute: the step's mean)."""
 
     lookback: timedelta | None = None
+    function: str = "last"
 
     def __call__(self, selector: str) -> str:
         if self.lookback is None:
             return selector
-        return f"last_over_time({selector}[{duration(self.lookback)}])"
+        return f"{self.function}_over_time({selector}[{duration(self.lookback)}])"
 
     @staticmethod
     def strict(step: timedelta) -> Sampler:
-        """The sample scraped within each step, never an older one."""
+        """The samples scraped within each step, never an older one."""
         return Sampler(step - timedelta(milliseconds=1))
+
+    def peak(self) -> Sampler:
+        """The largest sample of each step (the same as the sample where a step holds one)."""
+        return replace(self, function="max")
+
+    def mean(self) -> Sampler:
+        """The mean of each step's samples (the same as the sample where a step holds one)."""
+        return replace(self, function="avg")
 
 
 INSTANT = Sampler()

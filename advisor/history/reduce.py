@@ -19,12 +19,12 @@ GPUs running an MPS server, and labels (GPU model, MIG profile). From them, with
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 
 import numpy as np
 
-from advisor.features import IDLE_GPU_FRACTION
+from advisor.features import IDLE_GPU_FRACTION, bin_values
 from advisor.history import dcgm, timeline
 from advisor.history.matrix import Series
 from advisor.history.merge import SUMMARY_LEVELS, Summary, WorkloadParts
@@ -66,6 +66,10 @@ class ChunkData:
     processes: dict[Key, int] = field(default_factory=dict)
     model_of: dict[str, str] = field(default_factory=dict)  # gpu_uuid -> model
     profile_of: dict[Key, str] = field(default_factory=dict)  # (gpu_uuid, gi, ci) -> profile
+    # binned steps (a step longer than the scrape interval): each bin's largest compute, beside ``compute`` (its
+    # mean), for the rows' compute quantiles; None where each step is one sample
+    compute_peak: list[Series] | None = None
+    mig_activity_peak: list[Series] = field(default_factory=list)
 
 
 @dataclass
@@ -82,6 +86,7 @@ class Reducer:
     """Feeds chunks into ``parts``; ``finish()`` folds what is left. Exact quantiles up to ``exact_samples``."""
 
     exact_samples: int = 20_000_000
+    bin_samples: int = 1  # samples each step stands for, where steps read bins (compute_peak)
     timeline: Timeline | None = None  # where given, every sample is kept as a history row too (timeline.py)
     parts: dict[Group, WorkloadParts] = field(default_factory=dict)
     pending: Pending = field(default_factory=Pending)
@@ -129,12 +134,25 @@ class Reducer:
         dense: dict[Key, np.ndarray] = {}  # per workload and device: compute at each step (for the timeline)
         for labels, idx, values in self._compute(steps, data, memory, on_device):
             group = (labels.get("workload", ""), model(labels))
-            if group in self.parts:
+            if group in self.parts and data.compute_peak is None:
                 self._hold(self.pending.compute, group, values[np.isfinite(values)])
-            if self.timeline is not None:
+            if self.timeline is not None or data.compute_peak is not None:
                 dense.setdefault(device_key(labels), np.full(steps.count, np.nan))[idx] = values
+        peaks: dict[Key, np.ndarray] | None = None  # the same for each bin's largest compute (binned steps)
+        if data.compute_peak is not None:
+            peaks = {}
+            binned = replace(data, compute=data.compute_peak, mig_activity=data.mig_activity_peak)
+            for labels, idx, values in self._compute(steps, binned, memory, on_device):
+                key = device_key(labels)
+                peaks.setdefault(key, np.full(steps.count, np.nan))[idx] = values
+                group = (labels.get("workload", ""), model(labels))
+                if group in self.parts and key in dense:  # the compute samples: each bin spread as features does
+                    mean = dense[key][idx]
+                    both = np.isfinite(mean) & np.isfinite(values)
+                    spread = bin_values(mean[both], values[both], np.full(int(both.sum()), self.bin_samples))
+                    self._hold(self.pending.compute, group, spread)
         if self.timeline is not None:
-            self._keep(steps, data, memory, dense, crowd, mps, model)
+            self._keep(steps, data, memory, dense, peaks, crowd, mps, model)
         if self.pending.held > self.exact_samples:
             self._fold()
             self.folds += 1
@@ -189,6 +207,7 @@ class Reducer:
         data: ChunkData,
         memory: list[tuple[Key, dict[str, str], np.ndarray, np.ndarray]],
         dense: dict[Key, np.ndarray],
+        peaks: dict[Key, np.ndarray] | None,
         crowd: dict[str, np.ndarray],
         mps: dict[str, np.ndarray],
         model: Callable[[dict[str, str]], str],
@@ -200,6 +219,7 @@ class Reducer:
             if not key[0] or not model(labels):
                 continue
             compute = dense[key][idx] if key in dense else np.full(len(idx), np.nan)
+            peak = None if peaks is None else peaks[key][idx] if key in peaks else np.full(len(idx), np.nan)
             if key[3]:
                 sharing = np.full(len(idx), timeline.MIG, dtype=np.int8)
                 profile = labels.get("profile") or data.profile_of.get(key[2:], "")
@@ -209,7 +229,9 @@ class Reducer:
                 sharing = np.where(on_mps, timeline.MPS, np.where(sliced, timeline.TIMESLICE, timeline.EXCLUSIVE))
                 profile = ""
             millis = steps.first_ms + idx.astype(np.int64) * steps.step_ms
-            self.timeline.add(millis, values, compute, labels, model(labels), profile, sharing.astype(np.int8))
+            self.timeline.add(
+                millis, values, compute, labels, model(labels), profile, sharing.astype(np.int8), compute_peak=peak
+            )
 
     def _hold(self, into: dict[Group, list[np.ndarray]], group: Group, values: np.ndarray) -> None:
         if len(values):

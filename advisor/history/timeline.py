@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from slicewise.history_schema import Sharing
+from slicewise.history_schema import BIN_SAMPLES_COLUMN, PEAK_COLUMN, Sharing
 
 MAX_ROWS = 20_000_000
 
@@ -35,11 +35,13 @@ class Timeline:
     are held per sample, and the label columns are built as categoricals at the end (codes, no strings per row)."""
 
     max_rows: int = MAX_ROWS
+    bin_samples: int = 1  # samples each row stands for, where rows are bins (a coarse step): DESIGN.md's bin_samples
     rows: int = 0
     overflow: bool = False
     _numbers: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
     _labels: dict[tuple[str, ...], int] = field(default_factory=dict)  # label tuple -> its index
     _which: list[tuple[int, int]] = field(default_factory=list)  # per add: (label index, samples)
+    _peaks: list[np.ndarray] = field(default_factory=list)  # per add, where rows are bins: the bin's largest compute
 
     def add(
         self,
@@ -50,14 +52,15 @@ class Timeline:
         model: str,
         profile: str,
         sharing: np.ndarray,
+        compute_peak: np.ndarray | None = None,
     ) -> None:
-        """One workload's samples on one device: times (epoch ms), memory, compute (NaN: not measured), and the
-        sharing code per sample."""
+        """One workload's samples on one device: times (epoch ms), memory, compute (NaN: not measured), the
+        sharing code per sample, and where each row stands for a bin of samples, the bin's largest compute."""
         if self.overflow or not len(millis):
             return
         if self.rows + len(millis) > self.max_rows:
             self.overflow = True
-            self._numbers, self._which, self._labels = [], [], {}
+            self._numbers, self._which, self._labels, self._peaks = [], [], {}, []
             return
         self.rows += len(millis)
         key = (
@@ -78,6 +81,8 @@ class Timeline:
                 sharing.astype(np.int8),
             )
         )
+        if compute_peak is not None:
+            self._peaks.append(np.clip(compute_peak.astype(np.float64), 0.0, 1.0))
 
     def frame(self) -> pd.DataFrame | None:
         if self.overflow or not self._numbers:
@@ -95,6 +100,10 @@ class Timeline:
                 "sm_active_gpu_fraction": compute,
             }
         )
+        if self._peaks:  # every add had one (a source reads all its chunks binned or none)
+            frame[PEAK_COLUMN] = np.concatenate(self._peaks)
+            frame[BIN_SAMPLES_COLUMN] = np.full(len(frame), self.bin_samples, dtype=np.int64)
+            self._peaks = []
         for position, name in enumerate(LABELS):
             values = [t[position] for t in tuples]
             categories = sorted(set(values))

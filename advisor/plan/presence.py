@@ -22,6 +22,16 @@ import numpy as np
 import pandas as pd
 
 from advisor.model import WorkloadKey
+from advisor.row_scans import (
+    combined_key,
+    distinct_values,
+    epoch_seconds,
+    label_codes,
+    narrow_run_lengths,
+    run_starts,
+    runs_of,
+    seconds_since_first,
+)
 
 MIN_BIN_S = 300
 
@@ -43,21 +53,28 @@ class Presence:
         workload = rows["workload"].astype("category")
         model = rows["gpu_model"].astype("category")
         n_models = len(model.cat.categories)
-        key = workload.cat.codes.to_numpy(np.int64) * n_models + model.cat.codes.to_numpy(np.int64)
-        seconds = rows["timestamp"].to_numpy("datetime64[s]").astype(np.int64)
-        seconds = seconds - seconds.min()
-        distinct = np.unique(seconds)
+        n_workloads = len(workload.cat.categories)
+        key = combined_key([workload.cat.codes.to_numpy(), model.cat.codes.to_numpy()], [n_workloads, n_models])
+        seconds = seconds_since_first(rows)
+        distinct = distinct_values(seconds)
         step = int(np.median(np.diff(distinct))) if len(distinct) > 1 else MIN_BIN_S
+        del distinct
         bin_s = max(MIN_BIN_S, step)
         # rows per (key, sample time): devices at that time; then the most of them per (key, bin)
-        combined, per_time = np.unique((key << 32) | seconds, return_counts=True)
-        key_of, time_of = combined >> 32, combined & 0xFFFFFFFF
-        binned = (key_of << 32) | (time_of // bin_s)
-        edges = np.flatnonzero(np.r_[True, binned[1:] != binned[:-1]])
+        binned, time_of, starts = runs_of(key, seconds)
+        n_rows = len(key)
+        del key, seconds  # the rows' arrays: only the (key, time) pairs are needed from here
+        per_time = narrow_run_lengths(starts, n_rows)
+        del starts
+        binned <<= 32
+        time_of //= bin_s
+        binned |= time_of  # (key, bin)
+        del time_of
+        edges = run_starts(binned)
         most = np.maximum.reduceat(per_time, edges)
         pair = binned[edges]
         pair_key, pair_bin = pair >> 32, pair & 0xFFFFFFFF
-        key_edges = np.flatnonzero(np.r_[True, pair_key[1:] != pair_key[:-1]])
+        key_edges = run_starts(pair_key)
         names = workload.cat.categories
         models = model.cat.categories
         keys = {
@@ -88,23 +105,17 @@ class BusyGpus:
     def from_history(cls, rows: pd.DataFrame, bin_s: int = MIN_BIN_S) -> BusyGpus:
         if rows.empty:
             return cls({}, 0)
-        gpu, gpus = _codes(rows["gpu_uuid"])
-        model, models = _codes(rows["gpu_model"])
-        seconds = rows["timestamp"].to_numpy("datetime64[s]").astype(np.int64)
-        bins = (seconds - seconds.min()) // bin_s
+        gpu, gpus = label_codes(rows["gpu_uuid"])
+        model, models = label_codes(rows["gpu_model"])
+        seconds = epoch_seconds(rows)
+        bins = seconds - seconds.min()
+        bins //= bin_s
         # a (bin x GPU) table of who held a workload: 14 days at 5 minutes x 2,000 GPUs is 8 M cells
         held = np.zeros((int(bins.max()) + 1, len(gpus)), dtype=bool)
         held[bins, gpu] = True
         model_of_gpu = np.zeros(len(gpus), dtype=np.int64)
         model_of_gpu[gpu] = model  # a GPU's model is one (the history's checks)
         total = int(held.sum(axis=1).max())
-        per_model = {models[m]: int(held[:, model_of_gpu == m].sum(axis=1).max()) for m in np.unique(model_of_gpu[gpu])}
+        seen = model_of_gpu[np.flatnonzero(np.bincount(gpu, minlength=len(gpus)))]
+        per_model = {models[m]: int(held[:, model_of_gpu == m].sum(axis=1).max()) for m in np.unique(seen)}
         return cls(per_model, total)
-
-
-def _codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Integer codes and their labels, from a categorical without touching the strings."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        return values.cat.codes.to_numpy(np.int64), [str(c) for c in values.cat.categories]
-    codes, uniques = pd.factorize(values)
-    return codes.astype(np.int64), [str(u) for u in uniques]

@@ -14,10 +14,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from advisor.decide.demand import pct
 from advisor.decide.fits import instances_per_gpu
+from advisor.row_scans import (
+    combined_key,
+    is_sorted,
+    label_codes,
+    most_at_once,
+    order_by,
+    run_lengths,
+    run_starts,
+    split_key,
+)
 from slicewise.catalogue import find_model
 
 SATURATED = 0.95
@@ -61,35 +72,103 @@ class Today:
 
 def today_from_history(rows: pd.DataFrame) -> Today:
     gpus = int(rows["gpu_uuid"].nunique()) if not rows.empty else 0
-    mig = rows[rows["mig_profile"].astype(str) != ""]
+    on_mig = _is_mig(rows["mig_profile"])
+    instants = _instants(rows["timestamp"])
+    oversubscribed, worst = _mig_turns(rows, instants, on_mig)
+    share = _saturated_share(rows, instants, ~on_mig)
+    saturated = int((share >= MIN_SHARE).sum())
+    worst_share = float(share.max()) if saturated else 0.0
+    return Today(gpus, oversubscribed, worst, saturated, worst_share)
+
+
+def _is_mig(profile: pd.Series) -> np.ndarray:
+    """Rows on a MIG instance (a profile is named), read from the categories, not from a string per row."""
+    if isinstance(profile.dtype, pd.CategoricalDtype):
+        named = np.append(np.asarray(profile.cat.categories.astype(str) != ""), True)  # code -1 (missing): "nan"
+        return named[profile.cat.codes.to_numpy()]
+    return np.asarray(profile.astype(str) != "")
+
+
+def _instants(timestamps: pd.Series) -> np.ndarray:
+    """Sample times as integers in the column's own unit (times within a second stay apart), or their ranks."""
+    if isinstance(timestamps.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(timestamps.dtype):
+        return np.asarray(timestamps.array.asi8)
+    return pd.factorize(timestamps, sort=True)[0].astype(np.int64)
+
+
+def _mig_turns(rows: pd.DataFrame, instants: np.ndarray, on_mig: np.ndarray) -> tuple[int, tuple[int, int, str] | None]:
+    """GPUs where more distinct workloads were on a profile's instances at once than the GPU holds, and the worst
+    case as (workloads, instances, profile): the first in (GPU, model, profile) order where several tie."""
+    if not on_mig.any():
+        return 0, None
+    gpu, uuids = label_codes(rows["gpu_uuid"], sort=True, rows=on_mig)
+    model, models = label_codes(rows["gpu_model"], sort=True, rows=on_mig)
+    profile, profiles = label_codes(rows["mig_profile"], sort=True, rows=on_mig)
+    workload, _ = label_codes(rows["workload"], rows=on_mig)
+    sizes = [len(uuids), len(models), len(profiles)]
+    devices, most = most_at_once(combined_key([gpu, model, profile], sizes), instants[on_mig], workload)
+    capacity: dict[tuple[int, int], int | None] = {}
     oversubscribed: set[str] = set()
     worst: tuple[int, int, str] | None = None
-    if not mig.empty:
-        at_once = (
-            mig.groupby(["gpu_uuid", "gpu_model", "mig_profile", "timestamp"], observed=True)["workload"]
-            .nunique()
-            .groupby(level=[0, 1, 2], observed=True)
-            .max()
-        )
-        for (uuid, model_name, profile), n in zip(at_once.index.tolist(), at_once.tolist(), strict=True):
-            gpu = find_model(str(model_name))
-            if gpu is None or not any(p.name == str(profile) for p in gpu.profiles):
-                continue
-            cap = instances_per_gpu(gpu.key, str(profile))
-            if int(n) > cap:
-                oversubscribed.add(str(uuid))
-                if worst is None or int(n) - cap > worst[0] - worst[1]:
-                    worst = (int(n), cap, str(profile))
-    whole = rows[rows["mig_profile"].astype(str) == ""]
-    saturated = 0
-    worst_share = 0.0
-    if not whole.empty:
-        per_time = whole.groupby(["gpu_uuid", "timestamp"], observed=True).agg(
-            tenants=("workload", "size"), activity=("sm_active_gpu_fraction", "sum")
-        )
-        shared = per_time[per_time["tenants"] >= 2]
-        if not shared.empty:
-            share = (shared["activity"] >= SATURATED).groupby(level=0, observed=True).mean()
-            saturated = int((share >= MIN_SHARE).sum())
-            worst_share = float(share.max())
-    return Today(gpus, len(oversubscribed), worst, saturated, worst_share if saturated else 0.0)
+    for g, m, p, n in zip(*(c.tolist() for c in split_key(devices, sizes)), most.tolist(), strict=True):
+        if (m, p) not in capacity:
+            capacity[(m, p)] = _instances(models[m], profiles[p])
+        cap = capacity[(m, p)]
+        if cap is not None and n > cap:
+            oversubscribed.add(uuids[g])
+            if worst is None or n - cap > worst[0] - worst[1]:
+                worst = (n, cap, profiles[p])
+    return len(oversubscribed), worst
+
+
+def _instances(model_name: str, profile: str) -> int | None:
+    """Instances of ``profile`` one GPU of the model holds; None where the catalogue does not know them."""
+    gpu = find_model(model_name)
+    if gpu is None or not any(p.name == profile for p in gpu.profiles):
+        return None
+    return instances_per_gpu(gpu.key, profile)
+
+
+def _saturated_share(rows: pd.DataFrame, instants: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """Per whole GPU with shared samples (two or more tenants at one time), the share of them in which the
+    tenants' summed activity reached ``SATURATED``."""
+    if not whole.any():
+        return np.zeros(0)
+    gpu, _ = label_codes(rows["gpu_uuid"], sort=True, rows=whole)
+    instants = instants[whole]
+    activity = rows["sm_active_gpu_fraction"].to_numpy(dtype="float64")[whole]
+    order = order_by(gpu, instants)
+    in_order = is_sorted(order)
+    gpu, instants, activity = gpu[order], instants[order], activity[order]
+    starts = run_starts(gpu, instants)
+    tenants = run_lengths(starts, len(gpu))
+    shared = tenants >= 2
+    if not shared.any():
+        return np.zeros(0)
+    # summed as pandas's groupby().sum() adds, so that a sum right at the threshold compares the same
+    if in_order and not np.isnan(activity).any():
+        sums = np.add.reduceat(activity, starts)[shared]  # pandas's path for rows already in group order
+    else:
+        sums = _kahan_sums(activity, starts[shared], tenants[shared])
+    full = sums >= SATURATED
+    per_gpu = gpu[starts[shared]]
+    first = run_starts(per_gpu)
+    return np.add.reduceat(full, first, dtype=np.int64) / run_lengths(first, len(per_gpu))
+
+
+def _kahan_sums(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Sums of the runs ``values[start : start + length]`` as pandas's Cython ``group_sum`` adds them: in row
+    order, Kahan-compensated, NaN skipped, vectorised over the runs one position at a time."""
+    total = np.zeros(len(starts))
+    compensation = np.zeros(len(starts))
+    for j in range(int(lengths.max()) if len(lengths) else 0):
+        runs = np.flatnonzero(lengths > j)
+        value = values[starts[runs] + j]
+        known = ~np.isnan(value)
+        runs, value = runs[known], value[known]
+        y = value - compensation[runs]
+        t = total[runs] + y
+        c = (t - total[runs]) - y
+        compensation[runs] = np.where(np.isnan(c), 0.0, c)  # an infinite value: no compensation (pandas GH#53606)
+        total[runs] = t
+    return total

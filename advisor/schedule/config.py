@@ -54,7 +54,8 @@ Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 
 def _address(value: str) -> str:
-    address = getaddresses([value])[0][1]
+    parsed = getaddresses([value])  # [] for an empty string on some Pythons
+    address = parsed[0][1] if parsed else ""
     local, _, domain = address.partition("@")
     if not local or "." not in domain or any(c.isspace() for c in address):
         raise ValueError(f"not an email address: {value!r}")
@@ -97,6 +98,17 @@ class PrometheusSourceConfig(SecretSource):
     bearer_token_file: Path | None = None
     ca_file: Path | None = None  # a private CA that signed the server's certificate
     timeout: Duration = timedelta(seconds=60)
+    tenant: str | None = None  # X-Scope-OrgID (Mimir, Cortex, multi-tenant Thanos)
+    recording_rules: bool = False  # read deploy/prometheus/slicewise.rules.yml's per-workload series
+    step: Duration | None = None  # the advisor's resolution (default: 1m raw, 5m with recording_rules)
+
+    @model_validator(mode="after")
+    def _step(self) -> PrometheusSourceConfig:
+        from advisor.history.connection import check_step
+
+        if self.step is not None:
+            check_step(self.step)  # a ValueError: reported with the field's name
+        return self
 
     @model_validator(mode="after")
     def _auth(self) -> PrometheusSourceConfig:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from advisor.deliver.secrets import read_secret
 from advisor.model import Recommendation
 from advisor.schedule.config import PrometheusSourceConfig, ScheduleConfig
+from slicewise.secrets import read_secret
 
 if TYPE_CHECKING:
     from advisor.backtest import BacktestResult
@@ -59,4 +59,7 @@ def connection(p: PrometheusSourceConfig) -> PrometheusConnection:
         bearer_token=bearer,
         ca_file=p.ca_file,
         timeout_s=p.timeout.total_seconds(),
+        tenant=p.tenant,
+        recording_rules=p.recording_rules,
+        step=p.step,
     )

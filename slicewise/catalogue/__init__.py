@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 import yaml
@@ -24,6 +24,9 @@ import yaml
 from slicewise.errors import BadInput
 
 MIB = 1024 * 1024
+
+# libyaml's parser where PyYAML was built with it: the same safe loading, several times faster
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,8 @@ class Placement:
 @cache
 def models() -> tuple[GpuModel, ...]:
     """Every GPU model in the catalogue, in the order of ``gpus.yaml``."""
-    raw = yaml.safe_load(resources.files(__package__).joinpath("gpus.yaml").read_text(encoding="utf-8"))
+    text = resources.files(__package__).joinpath("gpus.yaml").read_text(encoding="utf-8")
+    raw = yaml.load(text, Loader=_SafeLoader)
     out = []
     for m in raw["models"]:
         geo = raw["geometries"][m["geometry"]]
@@ -253,26 +257,51 @@ def place(gpu: GpuModel, profile_names: Iterable[str]) -> tuple[Placement, ...]:
     Raises :class:`BadInput` when they cannot all fit on one GPU.
     """
     wanted = sorted((gpu.profile(n) for n in profile_names), key=lambda p: (-p.size, -p.compute_slices, p.name))
-    placed: list[Placement] = []
-    if not _place_from(gpu, wanted, placed):
+    starts = _starts(gpu, tuple(p.name for p in wanted))
+    if starts is None:
         names = ", ".join(p.name for p in wanted)
         raise BadInput(f"MIG instances [{names}] do not fit on one {gpu.name}")
-    return tuple(sorted(placed, key=lambda pl: pl.start))
+    return tuple(sorted((Placement(p, s) for p, s in zip(wanted, starts, strict=True)), key=lambda pl: pl.start))
 
 
-def _place_from(gpu: GpuModel, wanted: list[MigProfile], placed: list[Placement]) -> bool:
-    """Backtracking over valid starts; at most 7 instances, so this is instant."""
-    if not wanted:
-        return True
-    prof, rest = wanted[0], wanted[1:]
-    for start in prof.starts:
-        candidate = Placement(prof, start)
-        try:
-            check_geometry(gpu, [*placed, candidate])
-        except BadInput:
-            continue
-        placed.append(candidate)
-        if _place_from(gpu, rest, placed):
+@lru_cache(maxsize=4096)
+def _starts(gpu: GpuModel, names: tuple[str, ...]) -> tuple[int, ...] | None:
+    """Each instance's start (``names`` largest first), or None where they do not fit.
+
+    Memoised: a fleet plan places the same few geometries on hundreds of GPUs. The search is the one
+    :func:`check_geometry` would accept step by step: the per-GPU limits do not depend on where instances start, so
+    they are checked once, and the backtracking over starts only has to avoid shared memory slices (bitmasks).
+    """
+    wanted = [gpu.profile(n) for n in names]
+    if not _within_limits(gpu, wanted):
+        return None
+    chosen: list[int] = []
+    dead: set[tuple[int, int]] = set()  # (instance, slices in use) from which the rest cannot be placed
+
+    def fill(i: int, used: int) -> bool:
+        if i == len(wanted):
             return True
-        placed.pop()
-    return False
+        if (i, used) in dead:
+            return False
+        prof = wanted[i]
+        for start in prof.starts:
+            mask = ((1 << prof.size) - 1) << start
+            if used & mask:
+                continue
+            chosen.append(start)
+            if fill(i + 1, used | mask):
+                return True
+            chosen.pop()
+        dead.add((i, used))
+        return False
+
+    return tuple(chosen) if fill(0, 0) else None
+
+
+def _within_limits(gpu: GpuModel, wanted: list[MigProfile]) -> bool:
+    """:func:`check_geometry`'s rules that do not depend on the starts: per-profile maxima, compute slices, one +me."""
+    return (
+        all(n <= prof.max_count for prof, n in Counter(wanted).items())
+        and sum(p.compute_slices for p in wanted) <= gpu.compute_slices
+        and sum(1 for p in wanted if p.media_extensions) <= 1
+    )

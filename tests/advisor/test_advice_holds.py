@@ -200,6 +200,10 @@ def test_a_memory_peak_still_growing_widens_the_headroom(tmp_path: Path) -> None
     for w in rec.workloads:
         assert w.decision.memory_limit_bytes >= 13.0 * GIB * 1.36
         assert any("grew by up to" in r for r in w.decision.reasons)
+        # the decision carries the headroom it was sized with, so configs sized from it (nos's MPS gpu-<N>gb)
+        # ask for as much as the advisor needs, not peak x 1.15
+        assert w.decision.headroom >= 0.36
+        assert w.features.memory_peak_bytes * (1 + w.decision.headroom) >= 13.0 * GIB * 1.36
 
 
 # --- stability under noise (property) --------------------------------------------------------------------------------

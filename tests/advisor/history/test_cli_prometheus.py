@@ -37,6 +37,14 @@ def test_prometheus_options_do_not_go_with_a_file(tmp_path: Path, capsys: pytest
     assert code == 2 and "--end goes with --prometheus" in err
     code, _, err = run(["advise", "--history", str(tmp_path / "x.csv"), "--prometheus.recording-rules"], capsys)
     assert code == 2 and "go with --prometheus URL" in err
+    code, _, err = run(["advise", "--history", str(tmp_path / "x.csv"), "--prometheus.step", "5m"], capsys)
+    assert code == 2 and "go with --prometheus URL" in err
+
+
+@pytest.mark.parametrize("step", ["5s", "2h", "soon"])
+def test_a_step_out_of_bounds_is_a_usage_error(step: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["advise", "--prometheus", "http://127.0.0.1:9", "--prometheus.step", step], capsys)
+    assert code == 2 and ("step" in err or "duration" in err) and "Traceback" not in err
 
 
 @pytest.mark.slow

@@ -105,6 +105,28 @@ def test_unmeasured_compute_is_nan_not_an_error(tmp_path):
     assert history["sm_active_gpu_fraction"].iloc[2] == 0.5
 
 
+def test_binned_rows_carry_their_largest_compute_in_both_formats(tmp_path):
+    """A history of 5-minute bins (the Prometheus reader's rows at a coarse step) keeps each bin's largest compute
+    and its samples beside its mean; compute figures are over the bins spread back into samples."""
+    from advisor.features import compute_features
+
+    frame = good_frame().assign(sm_active_peak_gpu_fraction=[0.9, 0.35, 0.5], bin_samples=[5, 5, 1])
+    frame.to_parquet(tmp_path / "h.parquet")
+    for history in (read_history(write_csv(tmp_path, frame)), read_history(tmp_path / "h.parquet")):
+        assert history["sm_active_peak_gpu_fraction"].tolist() == [0.9, 0.35, 0.5]
+        assert history["bin_samples"].tolist() == [5, 5, 1]
+        train = next(f for f in compute_features(history) if f.workload == "ml/train")
+        assert train.compute_peak_gpu_fraction == pytest.approx(0.9)
+        assert train.compute_mean_gpu_fraction == pytest.approx(0.275)  # the bins' means, exactly
+        # spread: 0.9 once and 0.0875 four times, 0.35 once and 0.2875 four times (p90: rank 8.1 of 0..9)
+        assert train.compute_quantiles[0.9] == pytest.approx(0.405) and train.compute_quantiles[0.5] == pytest.approx(
+            0.2875
+        )
+    frame.loc[1, "sm_active_peak_gpu_fraction"] = 1.5
+    with pytest.raises(BadInput, match=r"column 'sm_active_peak_gpu_fraction'.*fraction outside 0\.\.1"):
+        read_history(write_csv(tmp_path, frame))
+
+
 # (column, row index, bad value, words the message must hold)
 BAD_VALUES = [
     ("memory_used_bytes", 1, "lots", "expected a number"),

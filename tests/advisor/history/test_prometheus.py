@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from advisor.features import compute_features
@@ -186,6 +187,61 @@ def test_without_dcgm_a100_mig_compute_is_unknown_and_strict_reading_needs_no_st
     assert not sim.compute_known and sim.duty_cycle is None and sim.compute_quantiles is None
     assert sim.memory_peak_bytes > 0 and sim.mig_profile == "2g.20gb"
     assert got[("ml/train", H100)].compute_known  # H100 MIG has GPM
+
+
+def binned(history, step: str, end: datetime):
+    """The history as a step coarser than its samples reads it: per workload, device and bin (t - step, t], the
+    bin's largest memory, mean compute and largest compute; bins that end after ``end`` are not read yet."""
+    keys = ["workload", "namespace", "node", "gpu_uuid", "gpu_model", "mig_profile"]
+    rows = history.assign(timestamp=history["timestamp"].dt.ceil(step))
+    rows = rows[rows["timestamp"] <= end]
+    return (
+        rows.groupby([*keys, "timestamp"], observed=True)
+        .agg(
+            memory_used_bytes=("memory_used_bytes", "max"),
+            sm_active_gpu_fraction=("sm_active_gpu_fraction", "mean"),
+            sm_active_peak_gpu_fraction=("sm_active_gpu_fraction", "max"),
+            sharing=("sharing", "last"),
+            process_count=("process_count", "max"),
+        )
+        .reset_index()
+        .assign(bin_samples=pd.Timedelta(step) // pd.Timedelta("1min"))  # the reader's: step / the 60 s scrape
+    )
+
+
+def test_a_coarser_step_reads_bins_every_memory_peak_and_the_mean_compute(fleet_prometheus):
+    """At 5 minutes each step reads its bin: memory as the bin's maximum, so no peak between two steps is missed
+    and every memory quantile is at least the file's; compute as the bin's mean, so a workload's mean is the
+    file's, and as its maximum, so the compute quantiles spread each bin as its largest sample and the rest at its
+    mean (features.bin_values: a burst is neither averaged away nor counted five times); a fifth of the rows."""
+    url, history = fleet_prometheus
+    window = whole_window()
+    every_minute = by_key(compute_features(history, window))
+    want = by_key(compute_features(binned(history, "5min", window.end), window))
+    with PrometheusSource(url, stats=True) as source:
+        got = by_key(source.features(window, step=timedelta(minutes=5)))
+        rows = source.rows
+    assert got.keys() == want.keys() == every_minute.keys()
+    assert rows is not None and len(rows) == len(binned(history, "5min", window.end)) < len(history) / 4
+    for key, f in got.items():
+        fine = every_minute[key]
+        assert f.samples == want[key].samples and f.coverage == pytest.approx(want[key].coverage)
+        assert f.memory_peak_bytes >= fine.memory_peak_bytes
+        assert all(f.memory_quantiles[q] >= fine.memory_quantiles[q] - 1 for q in QUANTILE_LEVELS), key
+        if f.process_count == 1:  # one series per device: its bin maxima are the file's bin maxima
+            assert f.memory_peak_bytes == fine.memory_peak_bytes
+            assert f.memory_quantiles == pytest.approx(want[key].memory_quantiles, abs=1)
+        if f.sharing in ("exclusive", "timeslice", "mps") and fine.compute_known:  # measured per process
+            assert f.compute_mean_gpu_fraction == pytest.approx(want[key].compute_mean_gpu_fraction, abs=1e-9)
+            assert f.compute_mean_gpu_fraction == pytest.approx(fine.compute_mean_gpu_fraction, rel=0.02)
+            assert f.compute_quantiles == pytest.approx(want[key].compute_quantiles, abs=1e-9)
+            assert f.compute_peak_gpu_fraction == pytest.approx(fine.compute_peak_gpu_fraction, abs=1e-9)
+            assert f.compute_p95_gpu_fraction == pytest.approx(fine.compute_p95_gpu_fraction, abs=0.05), key
+    assert rows["sm_active_peak_gpu_fraction"].dropna().ge(rows["sm_active_gpu_fraction"].dropna() - 1e-12).all()
+    from_rows = by_key(compute_features(rows, window))  # what the advisor uses (pipeline.from_history on the rows)
+    for key, f in got.items():
+        assert from_rows[key].compute_quantiles == pytest.approx(f.compute_quantiles, abs=1e-9)
+        assert from_rows[key].memory_quantiles == pytest.approx(f.memory_quantiles, abs=1)
 
 
 def test_recording_rules_asked_for_but_missing_is_a_clear_error(fleet_prometheus):

@@ -24,6 +24,9 @@ source:
     password_file: secrets/prometheus-password
     ca_file: /etc/ssl/private-ca.pem
     timeout: 2m
+    tenant: team-a
+    recording_rules: true
+    step: 10m
 window: 21d
 seed: 3
 schedule:
@@ -69,6 +72,7 @@ def test_every_field_is_read_and_relative_paths_are_relative_to_the_file(tmp_pat
     assert p is not None and p.url == "https://prometheus.example.com" and p.timeout == timedelta(minutes=2)
     assert p.password_file == tmp_path / "secrets" / "prometheus-password"
     assert p.ca_file == Path("/etc/ssl/private-ca.pem")
+    assert (p.tenant, p.recording_rules, p.step) == ("team-a", True, timedelta(minutes=10))
     assert config.window == timedelta(days=21) and config.seed == 3
     assert config.schedule.cron == "30 7 * * mon" and config.schedule.timezone == "Europe/Berlin"
     assert config.schedule.misfire_grace == timedelta(days=2)
@@ -109,6 +113,10 @@ def test_the_smallest_config_takes_the_defaults(tmp_path: Path) -> None:
             {"source": {"prometheus": {"url": "http://p", "username": "u"}}},
             "password_env (an environment variable) or password_file (a file) is required",
         ),
+        (
+            {"source": {"prometheus": {"url": "http://p", "step": "5s"}}},
+            "source.prometheus: Value error, a step of 0:00:05 is not between 0:00:15 and 1:00:00",
+        ),
         ({"schedule": {"cron": "every monday"}}, "schedule.cron: Value error, not a crontab expression"),
         (
             {"schedule": {"timezone": "Mars/Olympus"}},
@@ -118,6 +126,7 @@ def test_the_smallest_config_takes_the_defaults(tmp_path: Path) -> None:
         ({"email": {"smtp": {"host": "h", "port": 70000}, "from": "a@b.c", "to": ["x@y.z"]}}, "email.smtp.port"),
         ({"email": {"smtp": {"host": "h"}, "from": "a@b.c", "to": []}}, "email.to: List should have at least 1 item"),
         ({"email": {"smtp": {"host": "h"}, "from": "a@b.c", "to": ["not-an-address"]}}, "not an email address"),
+        ({"email": {"smtp": {"host": "h"}, "from": "a@b.c", "to": [""]}}, "not an email address: ''"),
         (
             {"email": {"smtp": {"host": "h", "pasword_env": "X"}, "from": "a@b.c", "to": ["x@y.z"]}},
             "email.smtp.pasword_env: Extra inputs are not permitted",
