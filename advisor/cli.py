@@ -7,13 +7,13 @@ bad input (a missing or corrupt history file, a bad flag). Nothing in --out chan
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from slicewise.cli_support import Duration
+from slicewise.cli_support import Duration, parse_end
 from slicewise.redact import redact_url
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ def advise(
         from advisor.pipeline import load, recommend_data
         from slicewise.errors import BadInput
 
-        data = load(source, window, _end(end) if end is not None else None)
+        data = load(source, window, parse_end(end) if end is not None else None)
         rec = recommend_data(data, seed)
         if data.rows is not None and with_backtest:  # the samples behind Prometheus's answers (timeline.py)
             try:
@@ -199,18 +199,6 @@ def advise(
     click.echo(_render(rec, output_format, previous, backtest), nl=False)
     if out is not None:
         click.echo(f"slicewise: wrote the report, configs and advisor.prom to {out}", err=True)
-
-
-def _end(text: str) -> datetime:
-    """An RFC 3339 time with its offset (``Z`` or ``+01:00``): a window's end must not depend on the local zone."""
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        example = "2026-01-15T00:00:00Z"
-        raise click.BadParameter(f"{text!r} is not an RFC 3339 time, e.g. {example}", param_hint="--end") from None
-    if moment.tzinfo is None:
-        raise click.BadParameter(f"{text!r} has no time zone: add Z (UTC) or an offset like +01:00", param_hint="--end")
-    return moment.astimezone(UTC)
 
 
 def _connection(

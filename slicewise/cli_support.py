@@ -6,7 +6,7 @@ import io
 import logging
 import re
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -69,6 +69,18 @@ class Duration(click.ParamType):
             return parse_duration(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+
+
+def parse_end(text: str) -> datetime:
+    """An RFC 3339 time with its offset (``Z`` or ``+01:00``): a window's end must not depend on the local zone."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        example = "2026-01-15T00:00:00Z"
+        raise click.BadParameter(f"{text!r} is not an RFC 3339 time, e.g. {example}", param_hint="--end") from None
+    if moment.tzinfo is None:
+        raise click.BadParameter(f"{text!r} has no time zone: add Z (UTC) or an offset like +01:00", param_hint="--end")
+    return moment.astimezone(UTC)
 
 
 def run(command: click.Command, prog_name: str, args: list[str] | None = None) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from slicewise.cli_support import Duration
+from slicewise.cli_support import Duration, parse_end
 
 BACKTEST_FILE = "backtest.json"
 
@@ -51,6 +51,24 @@ BACKTEST_FILE = "backtest.json"
     help="What to print on standard output.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the clustering.")
+@click.option(
+    "--end",
+    metavar="TIME",
+    help="With --prometheus: the window ends here, RFC 3339 (2026-01-15T00:00:00Z) [default: now].",
+)
+@click.option(
+    "--prometheus.recording-rules",
+    "prom_recorded",
+    is_flag=True,
+    help="Read deploy/prometheus/slicewise.rules.yml's per-workload series, as advise does.",
+)
+@click.option(
+    "--prometheus.step",
+    "prom_step",
+    type=Duration(),
+    help="The rows' resolution, as advise's [default: 1m; 5m with --prometheus.recording-rules]. In 5-minute"
+    " bins a row's memory is its bin's largest (OOMs are never missed) and its compute the bin's mean.",
+)
 def backtest(
     history: Path | None,
     prometheus_url: str | None,
@@ -60,6 +78,9 @@ def backtest(
     out: Path | None,
     output_format: str,
     seed: int,
+    end: str | None,
+    prom_recorded: bool,
+    prom_step: timedelta | None,
 ) -> None:
     """Advise on the history before an origin and replay the samples after it: OOMs, slowdowns, GPUs."""
     from advisor.backtest import parse_origin, run_backtest
@@ -69,6 +90,8 @@ def backtest(
 
     if (prometheus_url is None) == (history is None):
         raise click.UsageError("give exactly one of --history FILE or --prometheus URL")
+    if history is not None and (end is not None or prom_recorded or prom_step is not None):
+        raise click.UsageError("--end and the --prometheus.* options go with --prometheus URL, not --history")
     cuts = [parse_origin(o) for o in origins]  # a bad origin fails before the history is read
     if prometheus_url is not None:
         from advisor.history.connection import PrometheusConnection
@@ -76,9 +99,9 @@ def backtest(
 
         # the connection checks the URL (http(s) only) and takes any user:password@ out of it, so no message
         # below can show it
-        connection = PrometheusConnection(prometheus_url)
-        # the samples behind Prometheus's answers over the window ending now (advisor/history/timeline.py)
-        rows = load(connection, window).rows
+        connection = PrometheusConnection(prometheus_url, recording_rules=prom_recorded, step=prom_step)
+        # the samples behind Prometheus's answers over the window ending at --end (advisor/history/timeline.py)
+        rows = load(connection, window, parse_end(end) if end is not None else None).rows
         if rows is None:
             raise JobFailed(f"{connection.url}: backtest {NEEDS_ROWS}")
         source = connection.url

@@ -27,7 +27,7 @@ def recommend_from_config(config: ScheduleConfig, now: datetime | None = None) -
 
 def backtest_from_config(config: ScheduleConfig) -> BacktestResult:
     """The backtest for the report: the same advisor fitted before earlier origins of the configured history file
-    and replayed on what came after; a Prometheus source has no per-sample rows, and the result says so."""
+    and replayed on what came after; for a Prometheus source the result says how to run it (backtest.NEEDS_ROWS)."""
     from advisor.backtest import run_backtest, unavailable
     from advisor.history import read_history
     from slicewise.errors import BadInput

@@ -94,3 +94,7 @@ def test_exactly_one_source_and_prometheus_says_what_is_missing(
     assert code == 1 and "127.0.0.1:9" in err and "Traceback" not in err  # read from Prometheus: unreachable
     code, _, err = _run(["backtest", "--prometheus", "ftp://user:s3cret@127.0.0.1:9"], capsys)
     assert code == 2 and "not an http:// or https:// URL" in err and "s3cret" not in err
+    code, _, err = _run(["backtest", "--history", str(history), "--end", "2026-11-23T00:00:00Z"], capsys)
+    assert code == 2 and "go with --prometheus URL" in err
+    code, _, err = _run(["backtest", "--prometheus", "http://127.0.0.1:9", "--end", "yesterday"], capsys)
+    assert code == 2 and "not an RFC 3339 time" in err

@@ -82,8 +82,24 @@ def test_simulated_openmetrics_through_prometheus_gives_the_files_advice(
         args = ["advise", "--prometheus", url, "--end", END, "--window", "6h", "--format", "json"]
         args += ["--prometheus.max-samples", "20000", "--prometheus.tenant", "team-a"]
         code, out, err = run(args, capsys)
+        assert code == 0, err
+        from_prometheus = json.loads(out)
+        # the backtest replays the rows behind Prometheus's answers: the file's replay, sample for sample
+        backtest = ["backtest", "--window", "6h", "--format", "json"]
+        code, out, err = run([*backtest, "--prometheus", url, "--end", END], capsys)
+        assert code == 0, err
+        replayed_from_prometheus = json.loads(out)
+        code, out, err = run([*backtest, "--prometheus", url, "--end", END, "--prometheus.step", "5m"], capsys)
+        assert code == 0, err
+        binned = json.loads(out)
+    code, out, err = run([*backtest, "--history", str(tmp_path / "fleet.parquet")], capsys)
     assert code == 0, err
-    from_prometheus = json.loads(out)
+    replayed_from_file = json.loads(out)
+    totals = [[o["totals"] for o in r["origins"]] for r in (replayed_from_file, replayed_from_prometheus)]
+    assert totals[0] == totals[1] and len(totals[0]) == 2
+    # --prometheus.step 5m: the same replay over 5-minute rows (each its bin's largest memory), a fifth as many
+    for fine, coarse in zip(totals[0], (o["totals"] for o in binned["origins"]), strict=True):
+        assert fine["samples"] / 6 < coarse["samples"] < fine["samples"] / 4
 
     def decisions(rec: dict) -> dict[str, tuple[str, str | None]]:
         return {w["workload"]: (w["decision"]["mode"], w["decision"]["profile"]) for w in rec["workloads"]}
