@@ -170,26 +170,14 @@ def advise(
             raise click.UsageError("--end goes with --prometheus (a history file's window ends at its last sample)")
         assert history is not None
         source = history
-    from advisor.backtest import unavailable
-    from advisor.backtest.advise import advise_with_backtest
+    from advisor.backtest.advise import advise_prometheus_with_backtest, advise_with_backtest
 
     backtest: BacktestResult | None
     if isinstance(source, Path) and with_backtest:  # it replays the file's rows (advisor/backtest)
         rec, backtest = advise_with_backtest(source, window, seed)
-    elif not isinstance(source, Path):
-        from advisor.backtest import run_backtest
-        from advisor.pipeline import load, recommend_data
-        from slicewise.errors import BadInput
-
-        data = load(source, window, parse_end(end) if end is not None else None)
-        rec = recommend_data(data, seed)
-        if data.rows is not None and with_backtest:  # the samples behind Prometheus's answers (timeline.py)
-            try:
-                backtest = run_backtest(data.rows, None, window=window, seed=seed, source=rec.source)
-            except BadInput as exc:
-                backtest = unavailable(rec.source, f"not run: {exc}")
-        else:
-            backtest = unavailable(rec.source)
+    elif not isinstance(source, Path):  # the rows behind Prometheus's answers, where kept (timeline.py)
+        moment = parse_end(end) if end is not None else None
+        rec, backtest = advise_prometheus_with_backtest(source, window, seed, moment, replay=with_backtest)
     else:
         rec = recommend(source, window, seed)
         backtest = None

@@ -122,7 +122,7 @@ class BacktestResult:
     version: str
     source: str
     origins: tuple[OriginResult, ...]
-    unavailable: str | None = None  # why no origin could be replayed (e.g. a Prometheus source without rows)
+    unavailable: str | None = None  # why no origin could be replayed (e.g. a Prometheus window past the row cap)
 
     @property
     def latest(self) -> OriginResult | None:

@@ -1,8 +1,8 @@
 """The report's backtest section, from a ``BacktestResult``: one line for the first screen, a table per origin.
 
-Every report has the section. Without a result it says why: a Prometheus source gives the advisor features, not
-the per-sample rows a replay needs; a report rendered without one (an email of an old recommendation) says how
-to run it.
+Every report has the section. Without a result it says why: a Prometheus window past the reader's row cap gives
+the advisor features, not the per-sample rows a replay needs; a report rendered without one (an email of an old
+recommendation) says how to run it.
 """
 
 from __future__ import annotations

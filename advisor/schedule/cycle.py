@@ -171,7 +171,7 @@ def _one_cycle_at_a_time(state: Path) -> Iterator[None]:
 
 def _cycle(config: ScheduleConfig, period: str, channels: list[Channel], advisor: Advisor | None) -> CycleResult:
     from advisor.output import write_out
-    from advisor.schedule.source import backtest_from_config, recommend_from_config
+    from advisor.schedule.source import advise_from_config, backtest_from_config
 
     ledger = ledger_of(config)
     ledger.begin_period(period)
@@ -183,8 +183,10 @@ def _cycle(config: ScheduleConfig, period: str, channels: list[Channel], advisor
         log.info("report %s: reusing %s", period, out / RECOMMENDATION)
     except FileNotFoundError:
         log.info("report %s: running the advisor on %s", period, _describe(config))
-        rec = (advisor or recommend_from_config)(config)
-        backtest = backtest_from_config(config)
+        if advisor is None:  # the advice and its backtest from one read of the source
+            rec, backtest = advise_from_config(config)
+        else:
+            rec, backtest = advisor(config), backtest_from_config(config)
         write_out(rec, out, previous, backtest=backtest)
         advisor_ran = True
     except (OSError, ValueError) as exc:

@@ -15,14 +15,17 @@ if TYPE_CHECKING:
     from advisor.history.connection import PrometheusConnection
 
 
-def recommend_from_config(config: ScheduleConfig, now: datetime | None = None) -> Recommendation:
-    from advisor.pipeline import recommend
+def advise_from_config(config: ScheduleConfig, now: datetime | None = None) -> tuple[Recommendation, BacktestResult]:
+    """The recommendation and its backtest from one read of the configured source: a history file, or the rows
+    behind Prometheus's answers (where the window is under the reader's cap), as ``slicewise advise`` does."""
+    from advisor.backtest.advise import advise_prometheus_with_backtest, advise_with_backtest
 
     source = config.source
     if source.history is not None:
-        return recommend(source.history, config.window, config.seed)
+        return advise_with_backtest(source.history, config.window, config.seed)
     assert source.prometheus is not None
-    return recommend(connection(source.prometheus), config.window, config.seed, now=now or datetime.now(UTC))
+    moment = now or datetime.now(UTC)
+    return advise_prometheus_with_backtest(connection(source.prometheus), config.window, config.seed, moment)
 
 
 def backtest_from_config(config: ScheduleConfig) -> BacktestResult:

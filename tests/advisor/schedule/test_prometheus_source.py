@@ -92,6 +92,10 @@ def test_the_schedule_reads_a_secured_prometheus_and_delivers(
     assert result.delivery.complete
     rec = (result.out_dir / "recommendation.json").read_text()
     assert f'"source": "{url}"' in rec
+    # the backtest replayed the rows behind Prometheus's answers, as `slicewise advise --prometheus` does
+    backtest = json.loads((result.out_dir / "backtest.json").read_text())
+    assert backtest["source"] == url and len(backtest["origins"]) == 2
+    assert all(o["totals"]["samples"] > 0 for o in backtest["origins"])
     [mail] = site.smtp.received
     text = mail.message.get_body(preferencelist=("plain",)).get_content()
     assert f"from {url}" in text
