@@ -15,7 +15,8 @@ Label-only and new nodes go first (they add or keep capacity), then reconfigured
 then released nodes. A workload's new requests (resource-requests.yaml) are applied once every node the plan puts
 it on is ready, so its new pods always have somewhere to go. Nodes of models the plan does not change, and nodes
 running workloads the plan could not place, are left alone.
-Without an inventory (a Prometheus window past the reader's row cap), each planned node is named by its slot and every step reconfigures.
+Without an inventory (a Prometheus window past the reader's row cap), each planned node is named by its slot
+and every step reconfigures.
 """
 
 from __future__ import annotations
