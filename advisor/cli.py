@@ -119,7 +119,8 @@ BEARER_ENV = "SLICEWISE_PROMETHEUS_BEARER_TOKEN"
     "prom_step",
     type=Duration(),
     help="The advisor's resolution: one value per workload and device per step. Longer than a minute, each step"
-    " reads its samples' maximum (memory) and mean (compute).  [default: 1m; 5m with --prometheus.recording-rules]",
+    " reads its bin: memory's maximum, compute's mean and maximum (docs/prometheus.md)."
+    "  [default: 1m; 5m with --prometheus.recording-rules]",
 )
 def advise(
     prometheus_url: str | None,

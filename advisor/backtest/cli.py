@@ -67,7 +67,8 @@ BACKTEST_FILE = "backtest.json"
     "prom_step",
     type=Duration(),
     help="The rows' resolution, as advise's [default: 1m; 5m with --prometheus.recording-rules]. In 5-minute"
-    " bins a row's memory is its bin's largest (OOMs are never missed) and its compute the bin's mean.",
+    " bins a row's memory is its bin's largest (OOMs are never missed) and its compute the bin's mean (the replay"
+    " counts slowdowns on it).",
 )
 def backtest(
     history: Path | None,
