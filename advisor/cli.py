@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from advisor.cli_options import end_option, recording_rules_option, step_option
 from slicewise.cli_support import Duration, parse_end
 from slicewise.redact import redact_url
 
@@ -34,12 +35,7 @@ BEARER_ENV = "SLICEWISE_PROMETHEUS_BEARER_TOKEN"
     help="History file (.parquet or .csv) in DESIGN.md's format.",
 )
 @click.option("--window", type=Duration(), default="14d", show_default=True, help="How much history to use.")
-@click.option(
-    "--end",
-    "end",
-    metavar="TIME",
-    help="With --prometheus: the window ends here, RFC 3339 (2026-01-15T00:00:00Z) [default: now].",
-)
+@end_option
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
@@ -99,13 +95,7 @@ BEARER_ENV = "SLICEWISE_PROMETHEUS_BEARER_TOKEN"
     metavar="TENANT",
     help="Send X-Scope-OrgID: TENANT (Mimir, Cortex, multi-tenant Thanos).",
 )
-@click.option(
-    "--prometheus.recording-rules",
-    "prom_recorded",
-    is_flag=True,
-    help="Read the per-workload series of deploy/prometheus/slicewise.rules.yml instead of the per-process ones;"
-    " fails with a clear message when Prometheus does not have them.",
-)
+@recording_rules_option
 @click.option(
     "--prometheus.max-samples",
     "prom_max_samples",
@@ -114,14 +104,7 @@ BEARER_ENV = "SLICEWISE_PROMETHEUS_BEARER_TOKEN"
     show_default=True,
     help="Most samples one query may make the server hold; the window is cut into chunks to stay under it.",
 )
-@click.option(
-    "--prometheus.step",
-    "prom_step",
-    type=Duration(),
-    help="The advisor's resolution: one value per workload and device per step. Longer than a minute, each step"
-    " reads its bin: memory's maximum, compute's mean and maximum (docs/prometheus.md)."
-    "  [default: 1m; 5m with --prometheus.recording-rules]",
-)
+@step_option
 def advise(
     prometheus_url: str | None,
     history: Path | None,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from advisor.cli_options import end_option, recording_rules_option, step_option
 from slicewise.cli_support import Duration, parse_end
 
 BACKTEST_FILE = "backtest.json"
@@ -51,25 +52,9 @@ BACKTEST_FILE = "backtest.json"
     help="What to print on standard output.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the clustering.")
-@click.option(
-    "--end",
-    metavar="TIME",
-    help="With --prometheus: the window ends here, RFC 3339 (2026-01-15T00:00:00Z) [default: now].",
-)
-@click.option(
-    "--prometheus.recording-rules",
-    "prom_recorded",
-    is_flag=True,
-    help="Read deploy/prometheus/slicewise.rules.yml's per-workload series, as advise does.",
-)
-@click.option(
-    "--prometheus.step",
-    "prom_step",
-    type=Duration(),
-    help="The rows' resolution, as advise's [default: 1m; 5m with --prometheus.recording-rules]. In 5-minute"
-    " bins a row's memory is its bin's largest (OOMs are never missed) and its compute the bin's mean (the replay"
-    " counts slowdowns on it).",
-)
+@end_option
+@recording_rules_option
+@step_option
 def backtest(
     history: Path | None,
     prometheus_url: str | None,
