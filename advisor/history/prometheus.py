@@ -373,43 +373,41 @@ class PrometheusSource:
 
     def _queries(self, src: promql.Sources) -> dict[str, str]:
         """The range queries of one chunk: each per-sample series once. Raw process series are added up per
-        workload and device here (``reduce.sum_by_device``), not by the server."""
-        peak, mean = self._sampler.peak(), self._sampler.mean()  # one sample per step: both are the sample
+        workload and device here (``reduce.sum_by_device``), not by the server. Where steps read bins, the compute
+        series are asked twice: each bin's mean and (``<name>_peak``) its largest (``ChunkData.compute_peak``)."""
+        peak = self._sampler.peak()  # one sample per step: the same as the sample
         queries: dict[str, str] = {}
-        if self.recorded:  # the rules have no dcgm-exporter fallback: that part is read raw, as below
+        if self.recorded:
             queries["memory"] = promql.recorded_memory(peak, src)
-            queries["compute"] = promql.recorded_compute_lean(mean, src)
-            if src.slicewise and src.dcgm_activity:
-                queries["mig_activity"] = promql.mig_activity(mean, replace(src, gpm=False))
         else:
             if src.slicewise:
                 queries["process_memory"] = peak(promql.PROCESS_MEMORY)
-                queries["process_compute"] = mean(promql.GPU_PROCESS_SM)
-                if src.gpm:
-                    queries["gpm"] = mean(promql.MIG_SM_ACTIVE)
-                if src.dcgm_activity:
-                    queries["mig_activity"] = promql.mig_activity(mean, replace(src, gpm=False))
             if src.dcgm_memory:
                 queries["memory"] = promql.dcgm_only_memory(peak, src)
-                queries["compute"] = promql.dcgm_only_compute(mean, src)
         if src.slicewise:
             queries["mps_gpus"] = promql.mps_gpus(peak)
-        if self._binned:  # each bin's largest compute too, for the rows' compute quantiles (``ChunkData``)
-            compute = {"compute", "process_compute", "gpm", "mig_activity"}
-            queries |= {f"{name}_peak": self._with(name, peak, src) for name in compute & queries.keys()}
+        queries |= self._compute_queries(self._sampler.mean(), src)
+        if self._binned:
+            queries |= {f"{name}_peak": expr for name, expr in self._compute_queries(peak, src).items()}
         return queries
 
-    def _with(self, name: str, s: promql.Sampler, src: promql.Sources) -> str:
-        """Query ``name`` of ``_queries`` read with sampler ``s``."""
-        if name == "compute":
-            if self.recorded:
-                return promql.recorded_compute_lean(s, src)
-            return promql.dcgm_only_compute(s, src)
-        if name == "process_compute":
-            return s(promql.GPU_PROCESS_SM)
-        if name == "gpm":
-            return s(promql.MIG_SM_ACTIVE)
-        return promql.mig_activity(s, replace(src, gpm=False))
+    def _compute_queries(self, s: promql.Sampler, src: promql.Sources) -> dict[str, str]:
+        """The compute series of one chunk, each step read with ``s``."""
+        queries: dict[str, str] = {}
+        if self.recorded:  # the rules have no dcgm-exporter fallback: that part is read raw, as below
+            queries["compute"] = promql.recorded_compute_lean(s, src)
+            if src.slicewise and src.dcgm_activity:
+                queries["mig_activity"] = promql.mig_activity(s, replace(src, gpm=False))
+            return queries
+        if src.slicewise:
+            queries["process_compute"] = s(promql.GPU_PROCESS_SM)
+            if src.gpm:
+                queries["gpm"] = s(promql.MIG_SM_ACTIVE)
+            if src.dcgm_activity:
+                queries["mig_activity"] = promql.mig_activity(s, replace(src, gpm=False))
+        if src.dcgm_memory:
+            queries["compute"] = promql.dcgm_only_compute(s, src)
+        return queries
 
     _sampler: promql.Sampler = promql.INSTANT
     _binned: bool = False  # each step reads its bin of samples (a step longer than the scrape interval)
