@@ -80,23 +80,17 @@ def load_file(path: Path, window: timedelta | None) -> SourceData:
 
 
 def from_history(
-    history: pd.DataFrame,
-    description: str,
-    window: timedelta | None,
-    *,
-    for_replay: bool = False,
-    features: list[WorkloadFeatures] | None = None,
+    history: pd.DataFrame, description: str, window: timedelta | None, *, for_replay: bool = False
 ) -> SourceData:
     """What a validated history (``read_history``'s frame) gives the advisor over the trailing ``window``
     (``None``: all of it). The backtest calls this with the history before an origin and ``for_replay``: it needs
-    the decisions and the plan, not the report's sentence on today's fleet or the nodes for a rollout. Prometheus
-    passes the ``features`` it already reduced from these rows (with the process counts the rows lack)."""
+    the decisions and the plan, not the report's sentence on today's fleet or the nodes for a rollout."""
     from advisor.features import compute_features, trailing_window
 
     if history.empty:
         raise BadInput(f"{description}: the history has no samples")
     if window is None:  # the whole history
-        features = features if features is not None else compute_features(history, None)
+        features = compute_features(history, None)
         span = Window(start=history["timestamp"].min().to_pydatetime(), end=history["timestamp"].max().to_pydatetime())
         rows = history
     else:

@@ -144,9 +144,9 @@ class BacktestResult:
 
 
 NEEDS_ROWS = (
-    "not run: the backtest replays per-sample history rows, and this Prometheus run kept none (the weekly schedule "
-    "replays history files only; past 20 M samples the reader keeps no rows): run slicewise backtest --prometheus "
-    "URL over a shorter window or with --prometheus.recording-rules (5-minute rows), or --history FILE"
+    "not run: the backtest replays per-sample history rows, and this Prometheus read kept none (past 20 M samples "
+    "the reader keeps no rows): run slicewise backtest --prometheus URL over a shorter window or with "
+    "--prometheus.recording-rules (5-minute rows), or --history FILE"
 )
 
 

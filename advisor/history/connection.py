@@ -90,7 +90,8 @@ class PrometheusConnection:
     @property
     def resolution(self) -> timedelta:
         """One row per workload and device per this step: the raw series at the exporter's one minute; the
-        recording rules, made to be read fast, in 5-minute bins (memory: the bin's peak; compute: its mean)."""
+        recording rules, made to be read fast, in 5-minute bins (memory: the bin's peak; compute: its mean and its
+        peak, ``PrometheusSource.features``)."""
         if self.step is not None:
             return self.step
         return RULES_STEP if self.recording_rules else RAW_STEP

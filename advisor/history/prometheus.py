@@ -339,8 +339,8 @@ class PrometheusSource:
 
         One value per workload and device per ``step`` (default: the source's). A step longer than a minute (the
         exporter's scrape interval) reads each step's *bin* — its samples since the previous step — as their
-        maximum for memory and their mean for compute: every memory peak is still seen (an upper bound per
-        sample, never less), compute means are the samples', bursts shorter than the step are averaged out.
+        maximum for memory (every memory peak is still seen: an upper bound per sample, never less) and their mean
+        and maximum for compute, which the compute figures spread back into samples (``features.bin_values``).
         """
         step = step or self.step
         if step <= timedelta(0) or window.end <= window.start:
