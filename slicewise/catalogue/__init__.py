@@ -240,15 +240,23 @@ def check_geometry(gpu: GpuModel, placements: Iterable[Placement]) -> None:
                     f"at memory slice {s} on {gpu.name}"
                 )
             used[s] = pl
-    counts = Counter(pl.profile for pl in placed)
-    for prof, n in counts.items():
+    problem = _over_limits(gpu, [pl.profile for pl in placed])
+    if problem is not None:
+        raise BadInput(problem)
+
+
+def _over_limits(gpu: GpuModel, profiles: list[MigProfile]) -> str | None:
+    """The first of :func:`check_geometry`'s rules that do not depend on where instances start (per-profile
+    maxima, compute slices, one ``+me``) that ``profiles`` break, in words; None where they keep them all."""
+    for prof, n in Counter(profiles).items():
         if n > prof.max_count:
-            raise BadInput(f"{n} x {prof.name} on one {gpu.name}: at most {prof.max_count}")
-    compute = sum(pl.profile.compute_slices for pl in placed)
+            return f"{n} x {prof.name} on one {gpu.name}: at most {prof.max_count}"
+    compute = sum(p.compute_slices for p in profiles)
     if compute > gpu.compute_slices:
-        raise BadInput(f"MIG geometry uses {compute} compute slices on {gpu.name}: it has {gpu.compute_slices}")
-    if sum(1 for pl in placed if pl.profile.media_extensions) > 1:
-        raise BadInput(f"more than one +me MIG profile on one {gpu.name}: the GPU has one set of media engines")
+        return f"MIG geometry uses {compute} compute slices on {gpu.name}: it has {gpu.compute_slices}"
+    if sum(1 for p in profiles if p.media_extensions) > 1:
+        return f"more than one +me MIG profile on one {gpu.name}: the GPU has one set of media engines"
+    return None
 
 
 def place(gpu: GpuModel, profile_names: Iterable[str]) -> tuple[Placement, ...]:
@@ -273,7 +281,7 @@ def _starts(gpu: GpuModel, names: tuple[str, ...]) -> tuple[int, ...] | None:
     they are checked once, and the backtracking over starts only has to avoid shared memory slices (bitmasks).
     """
     wanted = [gpu.profile(n) for n in names]
-    if not _within_limits(gpu, wanted):
+    if _over_limits(gpu, wanted) is not None:
         return None
     chosen: list[int] = []
     dead: set[tuple[int, int]] = set()  # (instance, slices in use) from which the rest cannot be placed
@@ -296,12 +304,3 @@ def _starts(gpu: GpuModel, names: tuple[str, ...]) -> tuple[int, ...] | None:
         return False
 
     return tuple(chosen) if fill(0, 0) else None
-
-
-def _within_limits(gpu: GpuModel, wanted: list[MigProfile]) -> bool:
-    """:func:`check_geometry`'s rules that do not depend on the starts: per-profile maxima, compute slices, one +me."""
-    return (
-        all(n <= prof.max_count for prof, n in Counter(wanted).items())
-        and sum(p.compute_slices for p in wanted) <= gpu.compute_slices
-        and sum(1 for p in wanted if p.media_extensions) <= 1
-    )
