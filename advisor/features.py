@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from advisor.model import QUANTILE_LEVELS, Window, WorkloadFeatures
+from advisor.row_scans import combined_key, label_codes
 from slicewise.history_schema import BIN_SAMPLES_COLUMN, PEAK_COLUMN, Sharing
 from slicewise.progress import progress
 
@@ -141,19 +142,10 @@ def compute_features(
 # ---------------------------------------------------------------------------------------------------- grouping
 
 
-def _codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        return values.cat.codes.to_numpy(), [str(c) for c in values.cat.categories]
-    codes, uniques = pd.factorize(values)
-    return codes, [str(u) for u in uniques]
-
-
 def _group(workloads: pd.Series, models: pd.Series) -> _Groups:
-    w_codes, w_names = _codes(workloads)
-    m_codes, m_names = _codes(models)
-    combined = w_codes.astype(np.int64)
-    combined *= len(m_names)
-    combined += m_codes
+    w_codes, w_names = label_codes(workloads)
+    m_codes, m_names = label_codes(models)
+    combined = combined_key([w_codes, m_codes], [len(w_names), len(m_names)])
     counts = np.bincount(combined, minlength=len(w_names) * len(m_names))
     present = np.flatnonzero(counts)
     dense = np.full(len(counts), -1, dtype=np.int32)
@@ -175,10 +167,8 @@ def _stable_order(ids: np.ndarray, count: int) -> np.ndarray:
 
 def _mode(values: pd.Series, groups: _Groups, ignore: str | None = None) -> list[str]:
     """The most frequent value per group (ties: alphabetical first); ``ignore`` is never chosen if another exists."""
-    codes, names = _codes(values)
-    cells = groups.ids.astype(np.int64)
-    cells *= len(names)
-    cells += codes
+    codes, names = label_codes(values)
+    cells = combined_key([groups.ids, codes], [groups.count, len(names)])
     table = np.bincount(cells, minlength=groups.count * len(names))
     table = table.reshape(groups.count, len(names))
     order = np.argsort(np.array(names, dtype=object))  # alphabetical columns: argmax takes the first maximum
