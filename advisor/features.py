@@ -320,13 +320,11 @@ def _bin_stats(mean: np.ndarray, peak: np.ndarray, samples: np.ndarray | None, g
     values = bin_values(mean[order], peak[order], k)
     ids = np.repeat(groups.ids[order], k)
     counts = np.bincount(ids, minlength=groups.count)
-    return _Stats(
-        count=counts,
-        total=np.bincount(ids, weights=values, minlength=groups.count),
-        squares=np.bincount(ids, weights=np.square(values), minlength=groups.count),
-        active=np.bincount(ids[values > IDLE_GPU_FRACTION], minlength=groups.count),
-        quantiles=_fraction_quantiles(values.copy(), counts, groups.count),
-    )
+    total = np.bincount(ids, weights=values, minlength=groups.count)
+    squares = np.bincount(ids, weights=np.square(values), minlength=groups.count)
+    active = np.bincount(ids[values > IDLE_GPU_FRACTION], minlength=groups.count)
+    quantiles = _fraction_quantiles(values, counts, groups.count)  # last: it spends ``values`` (scaled in place)
+    return _Stats(count=counts, total=total, squares=squares, active=active, quantiles=quantiles)
 
 
 def bin_values(mean: np.ndarray, peak: np.ndarray, samples: np.ndarray) -> np.ndarray:
